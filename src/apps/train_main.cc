@@ -1,0 +1,82 @@
+// dpcnn-train: one training worker. Started alone it trains in one process;
+// started by mpirun it is one rank of a data-parallel job. The only file of the
+// worker that knows about MPI. Parses arguments, loads the config and data,
+// runs the Trainer, and maps every failure to one line and a non-zero exit.
+#include <omp.h>
+#include <sched.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <memory>
+#include <thread>
+
+#include "comm/mpi_communicator.h"
+#include "config/config.h"
+#include "core/error.h"
+#include "data/dataset.h"
+#include "train/trainer.h"
+
+namespace {
+
+// distributed.threads_per_rank, defaulting to this host's cores shared evenly
+// by the ranks on it. Warns when the rank is bound to fewer cores than threads
+// (mpirun binds each rank to one core for np <= 2 unless told otherwise).
+int choose_threads(const dpcnn::Config& cfg, const dpcnn::Communicator& comm) {
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int threads = cfg.distributed.threads_per_rank;
+  if (threads <= 0) threads = std::max(1, cores / std::max(1, comm.local_size()));
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) < threads && comm.rank() == 0)
+    std::fprintf(stderr,
+                 "warning: %d threads per rank but this rank may run on %d core(s); "
+                 "pass mpirun --bind-to none (or --map-by slot:PE=%d)\n",
+                 threads, CPU_COUNT(&set), threads);
+  return threads;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"dpcnn-train: train a CNN from a YAML experiment (alone or under mpirun)"};
+  std::string config_path;
+  std::vector<std::string> overrides;
+  app.add_option("--config", config_path, "experiment YAML file")->required();
+  app.add_option("--set", overrides, "override a config key, e.g. --set train.epochs=1")
+      ->take_all()
+      ->allow_extra_args(false);
+  CLI11_PARSE(app, argc, argv);
+
+  std::unique_ptr<dpcnn::MpiContext> mpi;
+  std::unique_ptr<dpcnn::Communicator> comm;
+  try {
+    if (dpcnn::MpiContext::launched_by_mpirun()) {
+      mpi = std::make_unique<dpcnn::MpiContext>(&argc, &argv);
+      comm = dpcnn::make_mpi_communicator();
+    } else {
+      comm = dpcnn::make_self_communicator();
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "dpcnn-train: %s\n", e.what());
+    return 1;
+  }
+  try {
+    const dpcnn::Config cfg = dpcnn::load_config(config_path, overrides);
+    const int threads = choose_threads(cfg, *comm);
+    omp_set_num_threads(threads);
+    if (comm->rank() == 0)
+      std::printf("dpcnn-train: %s, %d rank(s) x %d thread(s), global batch %d\n", cfg.name.c_str(),
+                  comm->size(), threads, cfg.train.batch_size);
+    const dpcnn::DataSplit data = dpcnn::load_mnist_dir(cfg.data.dir, cfg.model.classes);
+    dpcnn::Trainer trainer(cfg, *comm, data);
+    trainer.run();
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    if (comm->size() > 1) {
+      std::fprintf(stderr, "rank %d on %s: %s\n", comm->rank(), comm->host().c_str(), e.what());
+      comm->abort(1);  // ends every rank now: no peer is left waiting in a collective
+    }
+    std::fprintf(stderr, "dpcnn-train: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

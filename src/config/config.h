@@ -1,0 +1,127 @@
+// Experiment configuration: a YAML file (see configs/ and the README's config
+// reference) turned into plain structs. Loading validates everything it can
+// without building the model: unknown keys, wrong types, out-of-range values and
+// impossible shapes are reported as one dpcnn::Error naming the file, the key
+// (dotted path) and its line. Pure data; safe to copy and share across threads.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace dpcnn {
+
+// One entry of model.layers. `type` picks which of the fields below matter.
+//   conv2d:    filters, kernel[h,w], strides[h,w], padding, activation, use_bias
+//   maxpool2d: pool[h,w], strides[h,w] (default = pool), padding
+//   dense:     units, activation, use_bias
+//   relu, flatten: no fields
+//   dropout:   rate
+//   batchnorm: momentum (Keras 0.99), epsilon (Keras 1e-3)
+struct LayerSpec {
+  std::string type;
+  int line = 0;  // line in the YAML file, for errors found later (shape checks)
+  int filters = 0;
+  int units = 0;
+  int kernel[2] = {0, 0};
+  int pool[2] = {2, 2};
+  int strides[2] = {1, 1};
+  std::string padding = "valid";    // valid | same
+  std::string activation = "none";  // none | relu
+  bool use_bias = true;
+  float rate = 0.0f;
+  float momentum = 0.99f;
+  float epsilon = 1e-3f;
+};
+
+struct ScheduleConfig {
+  std::string type = "constant";  // constant | step | cosine
+  int step_epochs = 1;            // step: multiply by gamma every step_epochs epochs
+  float gamma = 0.1f;
+  float min_lr = 0.0f;   // cosine: floor of the decay
+  int warmup_steps = 0;  // linear warm-up from 0, any schedule
+};
+
+struct OptimizerConfig {
+  std::string type = "rmsprop";  // sgd | rmsprop | adam
+  float learning_rate = 1e-3f;
+  float momentum = 0.0f;  // sgd momentum; rmsprop momentum
+  bool nesterov = false;
+  float rho = 0.9f;           // rmsprop (Keras default)
+  float beta1 = 0.9f;         // adam
+  float beta2 = 0.999f;       // adam
+  float epsilon = 1e-7f;      // Keras default
+  float weight_decay = 0.0f;  // decoupled, as Keras/AdamW: p -= lr * wd * p
+  ScheduleConfig schedule;
+};
+
+struct DataConfig {
+  std::string dir = "data/mnist";  // holds {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]
+  bool broadcast = false;          // rank 0 reads and broadcasts (multi-host without shared fs)
+};
+
+struct TrainConfig {
+  int epochs = 5;
+  int batch_size = 64;         // the GLOBAL batch, split across ranks
+  int eval_batch_size = 1000;  // global, for evaluation only
+  int max_steps = 0;           // > 0: stop after this many steps (tests, benchmarks)
+  bool eval = true;            // evaluate on the test set after each epoch
+};
+
+struct ModelConfig {
+  std::vector<int> input = {1, 28, 28};  // C, H, W
+  int classes = 10;
+  std::vector<LayerSpec> layers;
+};
+
+struct DistributedConfig {
+  bool overlap = true;  // bucketed MPI_Iallreduce during backward
+  int bucket_kb = 256;
+  int threads_per_rank = 0;  // 0: host cores / ranks on the host
+};
+
+struct CheckpointConfig {
+  int every_steps = 0;  // 0: only at epoch ends
+  int keep = 3;
+};
+
+struct StatusConfig {
+  std::string listen = "127.0.0.1:50051";
+};
+
+struct LauncherConfig {
+  int max_restarts = 3;
+  int stall_timeout_s = 120;
+};
+
+struct Config {
+  std::string source;  // file path it came from ("" for built-in)
+  std::string name = "run";
+  uint64_t seed = 42;
+  std::string runs_dir = "runs";  // outputs go to <runs_dir>/<name>/
+  DataConfig data;
+  TrainConfig train;
+  OptimizerConfig optimizer;
+  ModelConfig model;
+  DistributedConfig distributed;
+  CheckpointConfig checkpoint;
+  StatusConfig status;
+  LauncherConfig launcher;
+  std::string yaml;  // the resolved config (after --set), re-emitted as YAML
+};
+
+// Loads `path`, applies `overrides` ("dotted.key=value", value parsed as YAML;
+// list entries as model.layers[2].units or model.layers.2.units; index == size
+// appends), validates, and returns the result. Throws dpcnn::Error with one line such as
+//   configs/x.yaml:12: unknown key 'optimizer.lerning_rate' (did you mean 'learning_rate'?)
+//   configs/x.yaml:7: 'train.batch_size' must be a positive integer, got 'sixty'
+//   --set train.epochs: 'train.epochs' must be a positive integer, got 'x'
+// Enum values (optimizer.type, layer type, padding, ...) are case-insensitive and
+// stored lower-case; activation 'linear' is stored as 'none'.
+Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+
+// Same, from YAML text (tests, checkpoints); `source` names it in errors.
+Config parse_config(const std::string& yaml_text, const std::string& source,
+                    const std::vector<std::string>& overrides = {});
+
+}  // namespace dpcnn

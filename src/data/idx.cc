@@ -1,0 +1,203 @@
+#include "data/idx.h"
+
+#include <zlib.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <memory>
+
+#include "core/error.h"
+
+namespace dpcnn {
+namespace {
+
+constexpr uint8_t kTypeUnsignedByte = 0x08;
+constexpr int kMaxRank = 4;
+
+bool ends_with_gz(const std::string& path) {
+  return path.size() >= 3 && path.compare(path.size() - 3, 3, ".gz") == 0;
+}
+
+std::string type_name(uint8_t t) {
+  switch (t) {
+    case 0x08:
+      return "unsigned byte";
+    case 0x09:
+      return "signed byte";
+    case 0x0B:
+      return "short";
+    case 0x0C:
+      return "int";
+    case 0x0D:
+      return "float";
+    case 0x0E:
+      return "double";
+    default:
+      return "unknown";
+  }
+}
+
+std::string hex_byte(uint8_t b) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "0x%02X", b);
+  return buf;
+}
+
+struct FileCloser {
+  void operator()(std::FILE* f) const { std::fclose(f); }
+};
+
+std::vector<uint8_t> read_raw(const std::string& path) {
+  std::unique_ptr<std::FILE, FileCloser> f(std::fopen(path.c_str(), "rb"));
+  if (!f) throw Error(errno_message(path + ": cannot open"));
+  std::vector<uint8_t> bytes;
+  uint8_t buf[1 << 16];
+  size_t got;
+  while ((got = std::fread(buf, 1, sizeof buf, f.get())) > 0)
+    bytes.insert(bytes.end(), buf, buf + got);
+  if (std::ferror(f.get())) throw Error(errno_message(path + ": read failed"));
+  return bytes;
+}
+
+// Inflates a whole gzip file (concatenated members allowed). gzread would pass a
+// non-gzip file through unchanged, so the stream is inflated here to reject it.
+std::vector<uint8_t> read_gz(const std::string& path) {
+  const std::vector<uint8_t> in = read_raw(path);
+  if (in.size() < 2 || in[0] != 0x1f || in[1] != 0x8b)
+    throw Error(path + ": not a gzip file (name ends in .gz but no gzip header)");
+  std::vector<uint8_t> out;
+  z_stream zs{};
+  if (inflateInit2(&zs, 15 + 16) != Z_OK) throw Error(path + ": zlib inflateInit failed");
+  zs.next_in = const_cast<Bytef*>(in.data());
+  zs.avail_in = static_cast<uInt>(0);
+  size_t consumed = 0;
+  uint8_t buf[1 << 16];
+  int rc = Z_OK;
+  for (;;) {
+    if (zs.avail_in == 0 && consumed < in.size()) {
+      const size_t chunk = std::min<size_t>(in.size() - consumed, 1u << 30);
+      zs.next_in = const_cast<Bytef*>(in.data() + consumed);
+      zs.avail_in = static_cast<uInt>(chunk);
+      consumed += chunk;
+    }
+    zs.next_out = buf;
+    zs.avail_out = sizeof buf;
+    rc = inflate(&zs, Z_NO_FLUSH);
+    out.insert(out.end(), buf, buf + (sizeof buf - zs.avail_out));
+    if (rc == Z_STREAM_END) {
+      // Another gzip member may follow (as `cat a.gz b.gz` produces).
+      if (zs.avail_in == 0 && consumed == in.size()) break;
+      if (inflateReset(&zs) != Z_OK) break;
+      continue;
+    }
+    if (rc == Z_BUF_ERROR && zs.avail_in == 0 && consumed == in.size()) {
+      inflateEnd(&zs);
+      throw Error(path + ": corrupt gzip data (compressed stream ends early)");
+    }
+    if (rc != Z_OK && rc != Z_BUF_ERROR) {
+      const std::string msg = zs.msg ? zs.msg : "error " + std::to_string(rc);
+      inflateEnd(&zs);
+      throw Error(path + ": corrupt gzip data (" + msg + ")");
+    }
+  }
+  inflateEnd(&zs);
+  return out;
+}
+
+uint32_t be32(const uint8_t* p) {
+  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
+}
+
+void put_be32(std::vector<uint8_t>& v, uint32_t x) {
+  v.push_back(static_cast<uint8_t>(x >> 24));
+  v.push_back(static_cast<uint8_t>(x >> 16));
+  v.push_back(static_cast<uint8_t>(x >> 8));
+  v.push_back(static_cast<uint8_t>(x));
+}
+
+}  // namespace
+
+IdxArray read_idx(const std::string& path) {
+  std::vector<uint8_t> bytes = ends_with_gz(path) ? read_gz(path) : read_raw(path);
+  if (bytes.size() < 4)
+    throw Error(path + ": too short for an IDX header (" + std::to_string(bytes.size()) +
+                " bytes)");
+  if (bytes[0] != 0 || bytes[1] != 0)
+    throw Error(path + ": not an IDX file (bad magic " + hex_byte(bytes[0]) + " " +
+                hex_byte(bytes[1]) + ", expected 0x00 0x00)");
+  const uint8_t type = bytes[2];
+  if (type != kTypeUnsignedByte)
+    throw Error(path + ": IDX type " + hex_byte(type) + " (" + type_name(type) +
+                ") is not supported, expected 0x08 (unsigned byte)");
+  const int rank = bytes[3];
+  if (rank < 1 || rank > kMaxRank)
+    throw Error(path + ": IDX rank " + std::to_string(rank) + " is not in 1.." +
+                std::to_string(kMaxRank));
+  const size_t header = 4 + 4 * static_cast<size_t>(rank);
+  if (bytes.size() < header)
+    throw Error(path + ": too short for an IDX header of rank " + std::to_string(rank) + " (" +
+                std::to_string(bytes.size()) + " bytes, need " + std::to_string(header) + ")");
+  IdxArray a;
+  uint64_t total = 1;
+  for (int i = 0; i < rank; ++i) {
+    const uint32_t d = be32(bytes.data() + 4 + 4 * i);
+    if (d == 0) throw Error(path + ": IDX dimension " + std::to_string(i) + " is zero");
+    if (total > std::numeric_limits<uint64_t>::max() / d)
+      throw Error(path + ": IDX dimensions overflow (product too large)");
+    total *= d;
+    a.dims.push_back(d);
+  }
+  const uint64_t have = bytes.size() - header;
+  if (have < total)
+    throw Error(path + ": truncated: header says " + std::to_string(total) +
+                " bytes of data, file has " + std::to_string(have));
+  if (have > total)
+    throw Error(path + ": trailing bytes: header says " + std::to_string(total) +
+                " bytes of data, file has " + std::to_string(have));
+  bytes.erase(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(header));
+  a.data = std::move(bytes);
+  return a;
+}
+
+void write_idx(const std::string& path, const IdxArray& a) {
+  if (a.dims.empty() || a.dims.size() > kMaxRank)
+    throw Error(path + ": cannot write IDX of rank " + std::to_string(a.dims.size()));
+  uint64_t total = 1;
+  for (uint32_t d : a.dims) {
+    if (d == 0) throw Error(path + ": cannot write IDX with a zero dimension");
+    if (total > std::numeric_limits<uint64_t>::max() / d)
+      throw Error(path + ": IDX dimensions overflow (product too large)");
+    total *= d;
+  }
+  if (total != a.data.size())
+    throw Error(path + ": cannot write IDX: dims give " + std::to_string(total) +
+                " bytes but data has " + std::to_string(a.data.size()));
+  std::vector<uint8_t> header = {0, 0, kTypeUnsignedByte, static_cast<uint8_t>(a.dims.size())};
+  for (uint32_t d : a.dims) put_be32(header, d);
+
+  if (ends_with_gz(path)) {
+    gzFile gz = gzopen(path.c_str(), "wb");
+    if (!gz) throw Error(errno_message(path + ": cannot open for writing"));
+    bool ok = gzwrite(gz, header.data(), static_cast<unsigned>(header.size())) ==
+              static_cast<int>(header.size());
+    for (size_t off = 0; ok && off < a.data.size();) {
+      const unsigned chunk = static_cast<unsigned>(std::min<size_t>(a.data.size() - off, 1u << 30));
+      ok = gzwrite(gz, a.data.data() + off, chunk) == static_cast<int>(chunk);
+      off += chunk;
+    }
+    if (gzclose(gz) != Z_OK || !ok) throw Error(path + ": gzip write failed");
+    return;
+  }
+  std::unique_ptr<std::FILE, FileCloser> f(std::fopen(path.c_str(), "wb"));
+  if (!f) throw Error(errno_message(path + ": cannot open for writing"));
+  if (std::fwrite(header.data(), 1, header.size(), f.get()) != header.size() ||
+      std::fwrite(a.data.data(), 1, a.data.size(), f.get()) != a.data.size())
+    throw Error(errno_message(path + ": write failed"));
+  std::FILE* raw = f.release();
+  if (std::fclose(raw) != 0) throw Error(errno_message(path + ": write failed"));
+}
+
+}  // namespace dpcnn

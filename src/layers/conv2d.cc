@@ -1,0 +1,60 @@
+#include "core/error.h"
+#include "layers/layers_impl.h"
+
+namespace dpcnn {
+
+using dnnl::algorithm;
+using dnnl::prop_kind;
+
+Conv2D::Conv2D(const LayerSpec& spec, const Context& ctx, const memory::desc& src_md, bool training)
+    : WeightedLayer(spec, ctx, src_md, training) {
+  const auto s = src_md.dims();
+  if (s.size() != 4) throw Error("conv2d needs a 4-D (N,C,H,W) input");
+  const int64_t n = s[0], c = s[1], h = s[2], w = s[3];
+  int64_t pt, pb, pl, pr, oh, ow;
+  keras_padding(spec.padding, static_cast<int>(h), spec.kernel[0], spec.strides[0], &pt, &pb, &oh);
+  keras_padding(spec.padding, static_cast<int>(w), spec.kernel[1], spec.strides[1], &pl, &pr, &ow);
+  if (oh < 1 || ow < 1) throw Error("conv2d kernel is larger than its input");
+  wdims_ = {spec.filters, c, spec.kernel[0], spec.kernel[1]};
+  const int rf = spec.kernel[0] * spec.kernel[1];
+  fan_in_ = static_cast<int>(c) * rf;
+  fan_out_ = spec.filters * rf;
+  const memory::dims strides = {spec.strides[0], spec.strides[1]};
+  const memory::dims pad_l = {pt, pl}, pad_r = {pb, pr};
+  // format_tag::any lets oneDNN pick its preferred (blocked) layouts.
+  const memory::desc src_any({n, c, h, w}, dt::f32, tag::any);
+  const memory::desc w_any(wdims_, dt::f32, tag::any);
+  const memory::desc b_md = bias_ ? memory::desc({spec.filters}, dt::f32, tag::x) : memory::desc();
+  const memory::desc dst_any({n, spec.filters, oh, ow}, dt::f32, tag::any);
+
+  const auto pk = training ? prop_kind::forward_training : prop_kind::forward_inference;
+  using Fwd = dnnl::convolution_forward;
+  const Fwd::primitive_desc fwd_pd(
+      {pk, algorithm::convolution_direct, src_any, w_any, b_md, dst_any, strides, pad_l, pad_r},
+      relu_attr(relu_), ctx.engine);
+  Descs d;
+  d.src = fwd_pd.src_desc();
+  d.weights = fwd_pd.weights_desc();
+  d.dst = fwd_pd.dst_desc();
+  if (!training) {
+    setup(Fwd(fwd_pd), {}, {}, d, tag::oihw);
+    return;
+  }
+  using BwdW = dnnl::convolution_backward_weights;
+  using BwdD = dnnl::convolution_backward_data;
+  const BwdW::primitive_desc bw_pd(
+      {algorithm::convolution_direct, src_any, w_any, b_md, dst_any, strides, pad_l, pad_r},
+      ctx.engine, fwd_pd);
+  const BwdD::primitive_desc bd_pd(
+      {algorithm::convolution_direct, src_any, w_any, dst_any, strides, pad_l, pad_r}, ctx.engine,
+      fwd_pd);
+  d.bw_src = bw_pd.src_desc();
+  d.bw_diff_dst = bw_pd.diff_dst_desc();
+  d.bw_diff_weights = bw_pd.diff_weights_desc();
+  d.bd_diff_dst = bd_pd.diff_dst_desc();
+  d.bd_weights = bd_pd.weights_desc();
+  d.bd_diff_src = bd_pd.diff_src_desc();
+  setup(Fwd(fwd_pd), BwdW(bw_pd), BwdD(bd_pd), d, tag::oihw);
+}
+
+}  // namespace dpcnn

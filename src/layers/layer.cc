@@ -1,0 +1,68 @@
+#include "layers/layer.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+#include "layers/layers_impl.h"
+
+namespace dpcnn {
+
+Converter::Converter(const Context& ctx, const memory::desc& from, const memory::desc& to)
+    : needed_(from != to) {
+  if (!needed_) return;
+  out_ = memory(to, ctx.engine);
+  reorder_ = dnnl::reorder(dnnl::reorder::primitive_desc(ctx.engine, from, ctx.engine, to));
+}
+
+const memory& Converter::run(const Context& ctx, const memory& from) {
+  if (!needed_) return from;
+  reorder_.execute(ctx.stream, {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, out_}});
+  return out_;
+}
+
+void Converter::run_into(const Context& ctx, const memory& from, const memory& to) {
+  if (!needed_) {
+    // Same layout but distinct buffers: a plain copy.
+    if (from.get_data_handle() != to.get_data_handle())
+      std::memcpy(to.get_data_handle(), from.get_data_handle(), from.get_desc().get_size());
+    return;
+  }
+  reorder_.execute(ctx.stream, {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}});
+}
+
+memory::dims dims_of(const memory::desc& md) { return md.dims(); }
+
+void keras_padding(const std::string& padding, int in, int k, int s, int64_t* before,
+                   int64_t* after, int64_t* out) {
+  if (padding == "same") {
+    const int o = (in + s - 1) / s;
+    const int total = std::max((o - 1) * s + k - in, 0);
+    *before = total / 2;
+    *after = total - total / 2;
+    *out = o;
+  } else {
+    *before = *after = 0;
+    *out = (in - k) / s + 1;
+  }
+}
+
+void glorot_uniform(float* w, size_t n, int fan_in, int fan_out, Rng& rng) {
+  const float limit = std::sqrt(6.0f / static_cast<float>(fan_in + fan_out));
+  for (size_t i = 0; i < n; ++i) w[i] = rng.uniform(-limit, limit);
+}
+
+std::unique_ptr<Layer> make_layer(const LayerSpec& spec, const Context& ctx,
+                                  const memory::desc& src_md, bool training) {
+  const std::string& t = spec.type;
+  if (t == "conv2d") return std::make_unique<Conv2D>(spec, ctx, src_md, training);
+  if (t == "maxpool2d") return std::make_unique<MaxPool2D>(spec, ctx, src_md, training);
+  if (t == "dense") return std::make_unique<Dense>(spec, ctx, src_md, training);
+  if (t == "relu") return std::make_unique<ReLU>(ctx, src_md, training);
+  if (t == "flatten") return std::make_unique<Flatten>(ctx, src_md, training);
+  if (t == "dropout") return std::make_unique<Dropout>(spec, ctx, src_md, training);
+  if (t == "batchnorm") return std::make_unique<BatchNorm>(spec, ctx, src_md, training);
+  throw Error("unknown layer type '" + t + "'");
+}
+
+}  // namespace dpcnn

@@ -1,0 +1,145 @@
+// The concrete layers. Only layers/*.cc and tests include this header; the rest
+// of the project builds layers through make_layer(). See layer.h for the
+// contracts (layouts, buffers, threads).
+#pragma once
+
+#include <vector>
+
+#include "layers/layer.h"
+
+namespace dpcnn {
+
+// A layer with weights (and optional bias) computed by a forward primitive and
+// two backward primitives (data, weights), with an optional ReLU fused as a
+// post-op whose backward runs on dst (no pre-activation copy is kept). Conv2D
+// and Dense only differ in how they describe their primitives.
+class WeightedLayer : public Layer {
+ public:
+  size_t param_count() const override;
+  void init_params(float* params, float* state, Rng& rng) const override;
+  void bind(float* params, float* grads, float* state) override;
+  void forward(const memory& src, const StepInfo& info) override;
+  void backward(const memory& diff_dst, bool need_diff_src) override;
+
+ protected:
+  struct Descs {                                        // what the three primitive_descs chose
+    memory::desc src, weights, dst;                     // forward
+    memory::desc bw_src, bw_diff_dst, bw_diff_weights;  // backward weights
+    memory::desc bd_diff_dst, bd_weights, bd_diff_src;  // backward data
+  };
+  WeightedLayer(const LayerSpec& spec, const Context& ctx, const memory::desc& src_md,
+                bool training);
+  // Called by the subclass constructor once its primitives exist. `user_w_tag`
+  // is the plain layout of the weights in the flat parameter buffer.
+  void setup(dnnl::primitive fwd, dnnl::primitive bwd_w, dnnl::primitive bwd_d, const Descs& d,
+             memory::format_tag user_w_tag);
+  static dnnl::primitive_attr relu_attr(bool relu);
+
+  bool relu_, bias_;
+  memory::dims wdims_;
+  int fan_in_ = 0, fan_out_ = 0;
+
+ private:
+  memory::format_tag user_w_tag_ = tag::undef;
+  Descs d_;
+  dnnl::primitive fwd_, bwd_w_, bwd_d_;
+  dnnl::eltwise_backward relu_bwd_;
+  Converter src_in_, w_in_, w_bd_, dw_out_, ddst_w_, ddst_d_, src_w_, dsrc_out_;
+  memory user_w_, user_b_, user_dw_, user_db_, fwd_w_, dw_int_, diff_pre_, diff_src_raw_;
+};
+
+class Conv2D : public WeightedLayer {
+ public:
+  Conv2D(const LayerSpec& spec, const Context& ctx, const memory::desc& src_md, bool training);
+  std::string kind() const override { return "conv2d"; }
+};
+
+// Dense (inner product) on a 2-D (N, features) input; dst is plain (N, units).
+class Dense : public WeightedLayer {
+ public:
+  Dense(const LayerSpec& spec, const Context& ctx, const memory::desc& src_md, bool training);
+  std::string kind() const override { return "dense"; }
+};
+
+class MaxPool2D : public Layer {
+ public:
+  MaxPool2D(const LayerSpec& spec, const Context& ctx, const memory::desc& src_md, bool training);
+  std::string kind() const override { return "maxpool2d"; }
+  void forward(const memory& src, const StepInfo& info) override;
+  void backward(const memory& diff_dst, bool need_diff_src) override;
+
+ private:
+  dnnl::pooling_forward::primitive_desc fwd_pd_;
+  dnnl::pooling_forward fwd_;
+  dnnl::pooling_backward bwd_;
+  Converter ddst_in_, dsrc_out_;
+  memory ws_;
+};
+
+class ReLU : public Layer {
+ public:
+  ReLU(const Context& ctx, const memory::desc& src_md, bool training);
+  std::string kind() const override { return "relu"; }
+  void forward(const memory& src, const StepInfo& info) override;
+  void backward(const memory& diff_dst, bool need_diff_src) override;
+
+ private:
+  dnnl::eltwise_forward fwd_;
+  dnnl::eltwise_backward bwd_;
+};
+
+// Flatten to (N, C*H*W) in plain C,H,W order (PyTorch's order, not Keras's
+// H,W,C): reorders a blocked layout to plain at this edge of the network.
+class Flatten : public Layer {
+ public:
+  Flatten(const Context& ctx, const memory::desc& src_md, bool training);
+  std::string kind() const override { return "flatten"; }
+  void forward(const memory& src, const StepInfo& info) override;
+  void backward(const memory& diff_dst, bool need_diff_src) override;
+
+ private:
+  bool identity_;
+  memory::desc plain4d_;
+  Converter to_plain_, from_plain_;
+};
+
+// Inverted dropout (Keras): keep with probability 1-rate, scale kept values by
+// 1/(1-rate) in training; identity in inference. The mask of each sample is drawn
+// from (seed, step, global sample index), so it is the same for any rank count.
+class Dropout : public Layer {
+ public:
+  Dropout(const LayerSpec& spec, const Context& ctx, const memory::desc& src_md, bool training);
+  std::string kind() const override { return "dropout"; }
+  void forward(const memory& src, const StepInfo& info) override;
+  void backward(const memory& diff_dst, bool need_diff_src) override;
+
+ private:
+  float rate_;
+  std::vector<uint8_t> mask_;
+};
+
+// BatchNorm over channels with learned gamma/beta. Training normalises with the
+// batch statistics of this rank's slice (as PyTorch DDP without SyncBatchNorm)
+// and updates running statistics with Keras's momentum; inference uses them.
+class BatchNorm : public Layer {
+ public:
+  BatchNorm(const LayerSpec& spec, const Context& ctx, const memory::desc& src_md, bool training);
+  std::string kind() const override { return "batchnorm"; }
+  size_t param_count() const override { return 2 * channels_; }
+  size_t state_count() const override { return 2 * channels_; }
+  void init_params(float* params, float* state, Rng& rng) const override;
+  void bind(float* params, float* grads, float* state) override;
+  void forward(const memory& src, const StepInfo& info) override;
+  void backward(const memory& diff_dst, bool need_diff_src) override;
+
+ private:
+  int64_t channels_;
+  float momentum_, epsilon_;
+  int64_t count_per_channel_;
+  dnnl::batch_normalization_forward::primitive_desc fwd_pd_;
+  dnnl::batch_normalization_forward fwd_;
+  dnnl::batch_normalization_backward bwd_;
+  memory scale_, shift_, dscale_, dshift_, mean_, var_, run_mean_, run_var_;
+};
+
+}  // namespace dpcnn

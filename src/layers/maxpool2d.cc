@@ -1,0 +1,54 @@
+#include "core/error.h"
+#include "layers/layers_impl.h"
+
+namespace dpcnn {
+
+using dnnl::algorithm;
+using dnnl::prop_kind;
+
+MaxPool2D::MaxPool2D(const LayerSpec& spec, const Context& ctx, const memory::desc& src_md,
+                     bool training)
+    : Layer(ctx, src_md, training) {
+  const auto s = src_md.dims();
+  if (s.size() != 4) throw Error("maxpool2d needs a 4-D (N,C,H,W) input");
+  int64_t pt, pb, pl, pr, oh, ow;
+  keras_padding(spec.padding, static_cast<int>(s[2]), spec.pool[0], spec.strides[0], &pt, &pb, &oh);
+  keras_padding(spec.padding, static_cast<int>(s[3]), spec.pool[1], spec.strides[1], &pl, &pr, &ow);
+  if (oh < 1 || ow < 1) throw Error("maxpool2d window is larger than its input");
+  const memory::dims strides = {spec.strides[0], spec.strides[1]};
+  const memory::dims kernel = {spec.pool[0], spec.pool[1]};
+  const memory::dims pad_l = {pt, pl}, pad_r = {pb, pr};
+  // dst in whatever layout matches src (oneDNN keeps blocked layouts blocked).
+  const memory::desc dst_any({s[0], s[1], oh, ow}, dt::f32, tag::any);
+  const auto pk = training ? prop_kind::forward_training : prop_kind::forward_inference;
+  fwd_pd_ = dnnl::pooling_forward::primitive_desc(
+      {pk, algorithm::pooling_max, src_md, dst_any, strides, kernel, pad_l, pad_r}, ctx.engine);
+  fwd_ = dnnl::pooling_forward(fwd_pd_);
+  dst_md_ = fwd_pd_.dst_desc();
+  dst_ = memory(dst_md_, ctx.engine);
+  if (!training) return;
+  ws_ = memory(fwd_pd_.workspace_desc(), ctx.engine);
+  const dnnl::pooling_backward::primitive_desc bwd_pd(
+      {algorithm::pooling_max, src_md, dst_md_, strides, kernel, pad_l, pad_r}, ctx.engine,
+      fwd_pd_);
+  bwd_ = dnnl::pooling_backward(bwd_pd);
+  ddst_in_ = Converter(ctx, dst_md_, bwd_pd.diff_dst_desc());
+  dsrc_out_ = Converter(ctx, bwd_pd.diff_src_desc(), src_md_);
+  diff_src_ = memory(bwd_pd.diff_src_desc(), ctx.engine);
+  if (dsrc_out_.needed()) throw Error("maxpool2d: unexpected diff_src layout");
+}
+
+void MaxPool2D::forward(const memory& src, const StepInfo&) {
+  std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst_}};
+  if (training_) args[DNNL_ARG_WORKSPACE] = ws_;
+  fwd_.execute(ctx_.stream, args);
+}
+
+void MaxPool2D::backward(const memory& diff_dst, bool need_diff_src) {
+  if (!need_diff_src) return;  // no parameters: nothing else to compute
+  bwd_.execute(ctx_.stream, {{DNNL_ARG_DIFF_DST, ddst_in_.run(ctx_, diff_dst)},
+                             {DNNL_ARG_WORKSPACE, ws_},
+                             {DNNL_ARG_DIFF_SRC, diff_src_}});
+}
+
+}  // namespace dpcnn

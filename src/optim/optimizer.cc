@@ -1,0 +1,131 @@
+#include "optim/optimizer.h"
+
+#include <cmath>
+#include <numbers>
+
+#include "core/error.h"
+
+namespace dpcnn {
+namespace {
+
+void decay(float* p, size_t n, float lr, float wd) {
+  if (wd == 0.0f) return;
+  const float f = 1.0f - lr * wd;
+  for (size_t i = 0; i < n; ++i) p[i] *= f;
+}
+
+class Sgd : public Optimizer {
+ public:
+  Sgd(const OptimizerConfig& c, size_t n) : c_(c), v_(c.momentum > 0 ? n : 0, 0.0f) {}
+  void step(float* p, const float* g, size_t n, float lr) override {
+    decay(p, n, lr, c_.weight_decay);
+    const float m = c_.momentum;
+    if (m == 0.0f) {
+      for (size_t i = 0; i < n; ++i) p[i] -= lr * g[i];
+    } else if (c_.nesterov) {  // Keras: v = m v - lr g; p += m v - lr g
+      for (size_t i = 0; i < n; ++i) {
+        v_[i] = m * v_[i] - lr * g[i];
+        p[i] += m * v_[i] - lr * g[i];
+      }
+    } else {
+      for (size_t i = 0; i < n; ++i) {
+        v_[i] = m * v_[i] - lr * g[i];
+        p[i] += v_[i];
+      }
+    }
+    ++iterations;
+  }
+  std::vector<std::pair<std::string, std::vector<float>*>> slots() override {
+    if (v_.empty()) return {};
+    return {{"momentum", &v_}};
+  }
+
+ private:
+  OptimizerConfig c_;
+  std::vector<float> v_;
+};
+
+class RmsProp : public Optimizer {
+ public:
+  RmsProp(const OptimizerConfig& c, size_t n)
+      : c_(c), v_(n, 0.0f), mom_(c.momentum > 0 ? n : 0, 0.0f) {}
+  void step(float* p, const float* g, size_t n, float lr) override {
+    decay(p, n, lr, c_.weight_decay);
+    const float rho = c_.rho, eps = c_.epsilon, m = c_.momentum;
+    for (size_t i = 0; i < n; ++i) {
+      v_[i] = rho * v_[i] + (1.0f - rho) * g[i] * g[i];
+      const float u = lr * g[i] / (std::sqrt(v_[i]) + eps);
+      if (m > 0) {
+        mom_[i] = m * mom_[i] + u;
+        p[i] -= mom_[i];
+      } else {
+        p[i] -= u;
+      }
+    }
+    ++iterations;
+  }
+  std::vector<std::pair<std::string, std::vector<float>*>> slots() override {
+    if (mom_.empty()) return {{"velocity", &v_}};
+    return {{"velocity", &v_}, {"momentum", &mom_}};
+  }
+
+ private:
+  OptimizerConfig c_;
+  std::vector<float> v_, mom_;
+};
+
+class Adam : public Optimizer {
+ public:
+  Adam(const OptimizerConfig& c, size_t n) : c_(c), m_(n, 0.0f), v_(n, 0.0f) {}
+  void step(float* p, const float* g, size_t n, float lr) override {
+    decay(p, n, lr, c_.weight_decay);
+    ++iterations;
+    const float b1 = c_.beta1, b2 = c_.beta2, eps = c_.epsilon;
+    const double t = static_cast<double>(iterations);
+    // Keras: alpha = lr * sqrt(1 - b2^t) / (1 - b1^t); p -= alpha m / (sqrt(v) + eps)
+    const float alpha =
+        static_cast<float>(lr * std::sqrt(1.0 - std::pow(b2, t)) / (1.0 - std::pow(b1, t)));
+    for (size_t i = 0; i < n; ++i) {
+      m_[i] = b1 * m_[i] + (1.0f - b1) * g[i];
+      v_[i] = b2 * v_[i] + (1.0f - b2) * g[i] * g[i];
+      p[i] -= alpha * m_[i] / (std::sqrt(v_[i]) + eps);
+    }
+  }
+  std::vector<std::pair<std::string, std::vector<float>*>> slots() override {
+    return {{"m", &m_}, {"v", &v_}};
+  }
+
+ private:
+  OptimizerConfig c_;
+  std::vector<float> m_, v_;
+};
+
+}  // namespace
+
+std::unique_ptr<Optimizer> make_optimizer(const OptimizerConfig& cfg, size_t n) {
+  if (cfg.type == "sgd") return std::make_unique<Sgd>(cfg, n);
+  if (cfg.type == "rmsprop") return std::make_unique<RmsProp>(cfg, n);
+  if (cfg.type == "adam") return std::make_unique<Adam>(cfg, n);
+  throw Error("unknown optimizer '" + cfg.type + "'");
+}
+
+float learning_rate(const OptimizerConfig& cfg, int64_t step, int64_t steps_per_epoch,
+                    int64_t total_steps) {
+  const auto& s = cfg.schedule;
+  const float base = cfg.learning_rate;
+  if (s.warmup_steps > 0 && step < s.warmup_steps)
+    return base * static_cast<float>(step + 1) / static_cast<float>(s.warmup_steps);
+  if (s.type == "step") {
+    const int64_t epoch = steps_per_epoch > 0 ? step / steps_per_epoch : 0;
+    return base * std::pow(s.gamma, static_cast<float>(epoch / std::max(1, s.step_epochs)));
+  }
+  if (s.type == "cosine") {
+    const int64_t span = std::max<int64_t>(1, total_steps - s.warmup_steps);
+    const double t = std::min(1.0, static_cast<double>(step - s.warmup_steps) / span);
+    return s.min_lr +
+           (base - s.min_lr) * 0.5f * static_cast<float>(1.0 + std::cos(std::numbers::pi * t));
+  }
+  return base;
+}
+
+}  // namespace dpcnn

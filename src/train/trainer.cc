@@ -1,0 +1,208 @@
+#include "train/trainer.h"
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+
+#include "core/error.h"
+#include "train/progress.h"
+
+namespace dpcnn {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+}  // namespace
+
+Slice rank_slice(int64_t total, int rank, int ranks) {
+  const int64_t base = total / ranks, rem = total % ranks;
+  return {rank * base + std::min<int64_t>(rank, rem), static_cast<int>(base + (rank < rem))};
+}
+
+uint64_t checksum(const float* data, size_t n) {
+  const auto* p = reinterpret_cast<const unsigned char*>(data);
+  uint64_t h = 1469598103934665603ULL;
+  for (size_t i = 0; i < n * sizeof(float); ++i) h = (h ^ p[i]) * 1099511628211ULL;
+  return h;
+}
+
+Trainer::Trainer(const Config& cfg, Communicator& comm, const DataSplit& data)
+    : cfg_(cfg), comm_(comm), data_(data), model_(cfg.model) {
+  const int b = cfg.train.batch_size;
+  if (b < comm.size())
+    throw Error("train.batch_size " + std::to_string(b) + " is smaller than the rank count " +
+                std::to_string(comm.size()) + ": every rank needs at least one sample a step");
+  if (data.train.image_size() != model_.input_size())
+    throw Error("data in '" + cfg.data.dir + "' has images of " +
+                std::to_string(data.train.channels) + "x" + std::to_string(data.train.height) +
+                "x" + std::to_string(data.train.width) + ", model.input expects " +
+                std::to_string(cfg.model.input[0]) + "x" + std::to_string(cfg.model.input[1]) +
+                "x" + std::to_string(cfg.model.input[2]));
+  steps_per_epoch_ = (data.train.count + b - 1) / b;
+  total_steps_ = steps_per_epoch_ * cfg.train.epochs;
+  if (cfg.train.max_steps > 0) total_steps_ = std::min<int64_t>(total_steps_, cfg.train.max_steps);
+  // Rank 0's initial weights are everyone's (as DDP and Horovod do).
+  model_.init(cfg.seed);
+  comm_.broadcast(model_.params(), model_.param_count() * sizeof(float), 0);
+  comm_.broadcast(model_.state(), model_.state_count() * sizeof(float), 0);
+  opt_ = make_optimizer(cfg.optimizer, model_.param_count());
+  reducer_ = comm_.make_reducer(model_.grads(), model_.param_count(),
+                                static_cast<size_t>(cfg.distributed.bucket_kb) * 1024,
+                                cfg.distributed.overlap);
+  const int per_rank = rank_slice(b, 0, comm.size()).n;
+  x_.resize(static_cast<size_t>(per_rank) * model_.input_size());
+  y_.resize(per_rank);
+  run_dir_ = cfg.runs_dir + "/" + cfg.name;
+  if (comm_.rank() == 0) {
+    std::filesystem::create_directories(run_dir_);
+    std::filesystem::remove(run_dir_ + "/metrics.jsonl");  // a fresh run starts a fresh log
+  }
+}
+
+EvalResult Trainer::run() {
+  for (int epoch = 0; epoch < cfg_.train.epochs && !done_; ++epoch) train_epoch(epoch);
+  const EvalResult r = evaluate();
+  print_summary(r);
+  return r;
+}
+
+void Trainer::train_epoch(int epoch) {
+  const std::vector<int64_t> order = epoch_order(cfg_.seed, epoch, data_.train.count);
+  const int64_t n_total = data_.train.count, b = cfg_.train.batch_size;
+  Progress progress(comm_.rank() == 0);
+  progress.begin_epoch(epoch + 1, cfg_.train.epochs, steps_per_epoch_);
+  const auto epoch_start = Clock::now();
+  double loss_sum = 0, correct = 0;
+  int64_t seen = 0;
+  auto ready = [this](size_t offset) { reducer_->ready_from(offset); };
+  for (int64_t s = 0; s < steps_per_epoch_; ++s) {
+    if (global_step_ >= total_steps_) {
+      done_ = true;
+      break;
+    }
+    const auto t0 = Clock::now();
+    const int64_t gbegin = s * b, gsize = std::min(b, n_total - gbegin);  // next global batch
+    const Slice mine = rank_slice(gsize, comm_.rank(), comm_.size());     // this rank's part
+    fill_batch(data_.train, order.data() + gbegin + mine.begin, mine.n, x_.data(), y_.data());
+    const auto t1 = Clock::now();
+    const StepInfo info{cfg_.seed, static_cast<uint64_t>(global_step_), mine.begin};
+    const float scale = 1.0f / static_cast<float>(gsize);  // mean over the GLOBAL batch
+    LossResult r = model_.train_step(x_.data(), y_.data(), mine.n, scale, info, ready);
+    const auto t2 = Clock::now();
+    reducer_->finish();  // grads = sum over ranks of per-sample grads / global batch
+    const auto t3 = Clock::now();
+    const float lr = learning_rate(cfg_.optimizer, global_step_, steps_per_epoch_, total_steps_);
+    opt_->step(model_.params(), model_.grads(), model_.param_count(), lr);
+    ++global_step_;
+    times_.data += std::chrono::duration<double>(t1 - t0).count();
+    times_.forward_backward += std::chrono::duration<double>(t2 - t1).count();
+    times_.allreduce_wait += reducer_->take_wait_seconds();
+    times_.optimizer += since(t3);
+    times_.wall += since(t0);
+    times_.steps++;
+    times_.images += gsize;
+    loss_sum += r.loss_sum;
+    correct += static_cast<double>(r.correct);
+    seen += mine.n;
+    progress.step(s + 1, loss_sum / seen, correct / seen);
+  }
+  const EpochMetrics m = end_epoch(epoch, loss_sum, correct, seen, since(epoch_start));
+  std::string extra;
+  if (m.val_accuracy >= 0) {
+    char buf[96];
+    std::snprintf(buf, sizeof buf, " - val_loss: %.4f - val_accuracy: %.4f", m.val_loss,
+                  m.val_accuracy);
+    extra = buf;
+  }
+  char ips[48];
+  std::snprintf(ips, sizeof ips, " - %.0f img/s", m.images_per_sec);
+  progress.end_epoch(m.loss, m.accuracy, extra + ips);
+}
+
+EpochMetrics Trainer::end_epoch(int epoch, double loss_sum, double correct, int64_t seen,
+                                double seconds) {
+  double sums[3] = {loss_sum, correct, static_cast<double>(seen)};
+  comm_.allreduce_sum(sums, 3);
+  check_replicas_agree(epoch);
+  EpochMetrics m;
+  m.epoch = epoch + 1;
+  m.step = global_step_;
+  m.loss = sums[2] > 0 ? sums[0] / sums[2] : 0;
+  m.accuracy = sums[2] > 0 ? sums[1] / sums[2] : 0;
+  m.lr = learning_rate(cfg_.optimizer, std::max<int64_t>(0, global_step_ - 1), steps_per_epoch_,
+                       total_steps_);
+  m.seconds = seconds;
+  m.images_per_sec = seconds > 0 ? sums[2] / seconds : 0;
+  if (cfg_.train.eval) {
+    const EvalResult e = evaluate();
+    m.val_loss = e.loss;
+    m.val_accuracy = e.accuracy;
+  }
+  history_.push_back(m);
+  if (comm_.rank() == 0) {
+    append_metrics(run_dir_ + "/metrics.jsonl", m);
+    write_file_atomic(run_dir_ + "/curves.svg", curves_svg(history_, cfg_.name));
+  }
+  return m;
+}
+
+void Trainer::check_replicas_agree(int epoch) {
+  const std::vector<uint64_t> sums =
+      comm_.allgather(checksum(model_.params(), model_.param_count()));
+  std::string bad;
+  for (size_t r = 1; r < sums.size(); ++r)
+    if (sums[r] != sums[0]) {
+      if (!bad.empty()) bad += ',';
+      bad += std::to_string(r);
+    }
+  if (!bad.empty())
+    throw Error("after epoch " + std::to_string(epoch + 1) + " the weights of rank(s) " + bad +
+                " differ from rank 0's: replicas diverged");
+}
+
+EvalResult Trainer::evaluate() {
+  const Dataset& test = data_.test;
+  const Slice mine = rank_slice(test.count, comm_.rank(), comm_.size());
+  const int eb =
+      cfg_.train.eval_batch_size > 0 ? cfg_.train.eval_batch_size : cfg_.train.batch_size;
+  const int chunk = std::max(1, (eb + comm_.size() - 1) / comm_.size());
+  std::vector<float> x(static_cast<size_t>(std::min(chunk, std::max(mine.n, 1))) *
+                       model_.input_size());
+  std::vector<int32_t> y(x.size() / model_.input_size());
+  std::vector<int64_t> idx(y.size());
+  double sums[3] = {0, 0, static_cast<double>(mine.n)};
+  for (int64_t i = 0; i < mine.n; i += chunk) {
+    const int n = static_cast<int>(std::min<int64_t>(chunk, mine.n - i));
+    for (int k = 0; k < n; ++k) idx[k] = mine.begin + i + k;
+    fill_batch(test, idx.data(), n, x.data(), y.data());
+    const LossResult r = model_.evaluate(x.data(), y.data(), n);
+    sums[0] += r.loss_sum;
+    sums[1] += static_cast<double>(r.correct);
+  }
+  comm_.allreduce_sum(sums, 3);
+  EvalResult e;
+  e.count = static_cast<int64_t>(sums[2]);
+  e.loss = e.count > 0 ? sums[0] / e.count : 0;
+  e.accuracy = e.count > 0 ? sums[1] / e.count : 0;
+  return e;
+}
+
+void Trainer::print_summary(const EvalResult& e) {
+  if (comm_.rank() != 0) return;
+  const PhaseTimes& t = times_;
+  const double steps = std::max<int64_t>(1, t.steps);
+  std::printf("test_loss %.4f test_acc %.4f\n", e.loss, e.accuracy);
+  std::printf(
+      "perf {\"ranks\":%d,\"steps\":%lld,\"images\":%lld,\"images_per_sec\":%.1f,"
+      "\"step_ms\":{\"data\":%.3f,\"forward_backward\":%.3f,\"allreduce_wait\":%.3f,"
+      "\"optimizer\":%.3f,\"total\":%.3f}}\n",
+      comm_.size(), static_cast<long long>(t.steps), static_cast<long long>(t.images),
+      t.wall > 0 ? t.images / t.wall : 0.0, 1e3 * t.data / steps, 1e3 * t.forward_backward / steps,
+      1e3 * t.allreduce_wait / steps, 1e3 * t.optimizer / steps, 1e3 * t.wall / steps);
+  std::fflush(stdout);
+}
+
+}  // namespace dpcnn
