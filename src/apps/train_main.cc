@@ -18,20 +18,29 @@
 
 namespace {
 
-// distributed.threads_per_rank, defaulting to this host's cores shared evenly
-// by the ranks on it. Warns when the rank is bound to fewer cores than threads
-// (mpirun binds each rank to one core for np <= 2 unless told otherwise).
+// distributed.threads_per_rank, by default this host's cores shared evenly by
+// the ranks on it, but never more than the cores this rank may run on (mpirun
+// binds each rank to one core for np <= 2 unless told --bind-to none).
 int choose_threads(const dpcnn::Config& cfg, const dpcnn::Communicator& comm) {
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  int threads = cfg.distributed.threads_per_rank;
-  if (threads <= 0) threads = std::max(1, cores / std::max(1, comm.local_size()));
   cpu_set_t set;
-  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) < threads && comm.rank() == 0)
+  const int allowed = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : cores;
+  int threads = cfg.distributed.threads_per_rank;
+  if (threads <= 0) return std::max(1, std::min(allowed, cores / std::max(1, comm.local_size())));
+  if (allowed < threads && comm.rank() == 0)
     std::fprintf(stderr,
-                 "warning: %d threads per rank but this rank may run on %d core(s); "
+                 "warning: %d threads per rank but this rank may only run on %d core(s); "
                  "pass mpirun --bind-to none (or --map-by slot:PE=%d)\n",
-                 threads, CPU_COUNT(&set), threads);
+                 threads, allowed, threads);
   return threads;
+}
+
+void save_raw(const std::string& path, dpcnn::Model& m) {
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  if (!f) throw dpcnn::Error(dpcnn::errno_message("cannot write '" + path + "'"));
+  const size_t n = m.param_count();
+  const bool ok = std::fwrite(m.params(), sizeof(float), n, f) == n;
+  if (std::fclose(f) != 0 || !ok) throw dpcnn::Error(dpcnn::errno_message("cannot write '" + path + "'"));
 }
 
 }  // namespace
@@ -41,9 +50,12 @@ int main(int argc, char** argv) {
   std::string config_path;
   std::vector<std::string> overrides;
   app.add_option("--config", config_path, "experiment YAML file")->required();
-  app.add_option("--set", overrides, "override a config key, e.g. --set train.epochs=1")
-      ->take_all()
-      ->allow_extra_args(false);
+  app.add_option("--set", overrides, "override a config key, e.g. --set train.epochs=1");
+  std::string save_params;
+  app.add_option("--save-params", save_params,
+                 "write the final parameters (raw float32, plain layout) to this file (rank 0)");
+  bool evaluate_only = false;
+  app.add_flag("--evaluate-only", evaluate_only, "evaluate the initial model on the test set");
   CLI11_PARSE(app, argc, argv);
 
   std::unique_ptr<dpcnn::MpiContext> mpi;
@@ -68,7 +80,11 @@ int main(int argc, char** argv) {
                   comm->size(), threads, cfg.train.batch_size);
     const dpcnn::DataSplit data = dpcnn::load_mnist_dir(cfg.data.dir, cfg.model.classes);
     dpcnn::Trainer trainer(cfg, *comm, data);
-    trainer.run();
+    if (evaluate_only)
+      trainer.print_summary(trainer.evaluate());
+    else
+      trainer.run();
+    if (!save_params.empty() && comm->rank() == 0) save_raw(save_params, trainer.model());
   } catch (const std::exception& e) {
     std::fflush(stdout);
     if (comm->size() > 1) {

@@ -62,6 +62,19 @@ Trainer::Trainer(const Config& cfg, Communicator& comm, const DataSplit& data)
   }
 }
 
+void Trainer::record_times(Clock::time_point t0, Clock::time_point t1, Clock::time_point t2,
+                           Clock::time_point t3, int64_t images) {
+  const auto now = Clock::now();
+  auto sec = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
+  times_.data += sec(t0, t1);
+  times_.forward_backward += sec(t1, t2);
+  times_.allreduce_wait += reducer_->take_wait_seconds();
+  times_.optimizer += sec(t3, now);
+  times_.wall += sec(t0, now);
+  times_.steps++;
+  times_.images += images;
+}
+
 EvalResult Trainer::run() {
   for (int epoch = 0; epoch < cfg_.train.epochs && !done_; ++epoch) train_epoch(epoch);
   const EvalResult r = evaluate();
@@ -97,13 +110,10 @@ void Trainer::train_epoch(int epoch) {
     const float lr = learning_rate(cfg_.optimizer, global_step_, steps_per_epoch_, total_steps_);
     opt_->step(model_.params(), model_.grads(), model_.param_count(), lr);
     ++global_step_;
-    times_.data += std::chrono::duration<double>(t1 - t0).count();
-    times_.forward_backward += std::chrono::duration<double>(t2 - t1).count();
-    times_.allreduce_wait += reducer_->take_wait_seconds();
-    times_.optimizer += since(t3);
-    times_.wall += since(t0);
-    times_.steps++;
-    times_.images += gsize;
+    if (global_step_ > kWarmupSteps)
+      record_times(t0, t1, t2, t3, gsize);
+    else
+      reducer_->take_wait_seconds();
     loss_sum += r.loss_sum;
     correct += static_cast<double>(r.correct);
     seen += mine.n;
@@ -186,6 +196,7 @@ EvalResult Trainer::evaluate() {
   EvalResult e;
   e.count = static_cast<int64_t>(sums[2]);
   e.loss = e.count > 0 ? sums[0] / e.count : 0;
+  e.correct = static_cast<int64_t>(sums[1]);
   e.accuracy = e.count > 0 ? sums[1] / e.count : 0;
   return e;
 }
@@ -194,7 +205,8 @@ void Trainer::print_summary(const EvalResult& e) {
   if (comm_.rank() != 0) return;
   const PhaseTimes& t = times_;
   const double steps = std::max<int64_t>(1, t.steps);
-  std::printf("test_loss %.4f test_acc %.4f\n", e.loss, e.accuracy);
+  std::printf("test_loss %.4f test_acc %.4f (%lld/%lld)\n", e.loss, e.accuracy,
+              static_cast<long long>(e.correct), static_cast<long long>(e.count));
   std::printf(
       "perf {\"ranks\":%d,\"steps\":%lld,\"images\":%lld,\"images_per_sec\":%.1f,"
       "\"step_ms\":{\"data\":%.3f,\"forward_backward\":%.3f,\"allreduce_wait\":%.3f,"

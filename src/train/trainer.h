@@ -5,6 +5,7 @@
 // Not thread-safe: runs on the process's main thread.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -28,10 +29,12 @@ Slice rank_slice(int64_t total, int rank, int ranks);
 
 struct EvalResult {
   double loss = 0, accuracy = 0;
-  int64_t count = 0;
+  int64_t count = 0, correct = 0;
 };
 
-// Seconds per phase, summed over a run (training steps only).
+// Seconds per phase, summed over a run's training steps after the first
+// kWarmupSteps (which create primitives and touch fresh memory).
+constexpr int64_t kWarmupSteps = 5;
 struct PhaseTimes {
   double data = 0, forward_backward = 0, allreduce_wait = 0, optimizer = 0;
   int64_t steps = 0, images = 0;
@@ -44,6 +47,8 @@ class Trainer {
 
   // Trains cfg.train.epochs epochs (or max_steps); returns the final evaluation.
   EvalResult run();
+  // Prints the final "test_loss ... test_acc ..." and "perf {...}" lines (rank 0).
+  void print_summary(const EvalResult& final_eval);
   // Each test sample is evaluated exactly once across ranks; the result is the
   // same on every rank and for every rank count.
   EvalResult evaluate();
@@ -57,7 +62,9 @@ class Trainer {
   void train_epoch(int epoch);
   EpochMetrics end_epoch(int epoch, double loss_sum, double correct, int64_t seen, double seconds);
   void check_replicas_agree(int epoch);
-  void print_summary(const EvalResult& final_eval);
+  using Clock = std::chrono::steady_clock;
+  void record_times(Clock::time_point t0, Clock::time_point t1, Clock::time_point t2,
+                    Clock::time_point t3, int64_t images);
 
   const Config& cfg_;
   Communicator& comm_;
