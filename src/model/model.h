@@ -46,6 +46,8 @@ class Model {
   float* params() { return params_.data(); }
   float* grads() { return grads_.data(); }
   float* state() { return state_.data(); }
+  const float* params() const { return params_.data(); }
+  const float* state() const { return state_.data(); }
   const std::vector<ParamInfo>& param_info() const { return param_info_; }
   const std::vector<ParamInfo>& state_info() const { return state_info_; }
   const ModelConfig& config() const { return cfg_; }
