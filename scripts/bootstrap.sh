@@ -8,7 +8,8 @@ set -euo pipefail
 packages=(cmake g++ make pkg-config git ca-certificates curl
   libopenmpi-dev openmpi-bin libdnnl-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libyaml-cpp-dev libgtest-dev zlib1g-dev libstb-dev libcli11-dev)
+  libyaml-cpp-dev libgtest-dev zlib1g-dev libstb-dev libcli11-dev libssl-dev
+  clang libclang-rt-14-dev)
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(python3-torch python3-numpy libopenblas0-openmp)
 fi

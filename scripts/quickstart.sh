@@ -7,6 +7,16 @@ cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
 scripts/build.sh
 scripts/fetch-data.sh mnist data/mnist
-scripts/mpirun.sh -np 2 build/bin/dpcnn-train --config configs/mnist.yaml "$@"
+# Under dpcnn-launch (launcher owner): the same 2-rank mpirun, plus a status
+# service (build/bin/dpcnn-status --watch in another terminal) and restarts from
+# the last checkpoint if a worker dies. Without it:
+#   scripts/mpirun.sh -np 2 build/bin/dpcnn-train --config configs/mnist.yaml
+build/bin/dpcnn-launch --config configs/mnist.yaml --np 2 "$@"
 echo
 echo "quickstart: done. Metrics: runs/mnist/metrics.jsonl, curves: runs/mnist/curves.svg"
+
+# A prediction: five test digits written as PNG files, then classified from
+# the checkpoint the run just wrote (--show draws what the network sees).
+build/bin/dpcnn-predict --idx data/mnist/t10k-images-idx3-ubyte data/mnist/t10k-labels-idx1-ubyte \
+  --write-png runs/mnist/digits --count 5 >/dev/null
+build/bin/dpcnn-predict --checkpoint runs/mnist/checkpoints/latest runs/mnist/digits/*.png

@@ -4,6 +4,7 @@
 // runs the Trainer, and maps every failure to one line and a non-zero exit.
 #include <omp.h>
 #include <sched.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -14,6 +15,7 @@
 #include "config/config.h"
 #include "core/error.h"
 #include "data/dataset.h"
+#include "report/reporter.h"
 #include "train/trainer.h"
 
 namespace {
@@ -40,7 +42,8 @@ void save_raw(const std::string& path, dpcnn::Model& m) {
   if (!f) throw dpcnn::Error(dpcnn::errno_message("cannot write '" + path + "'"));
   const size_t n = m.param_count();
   const bool ok = std::fwrite(m.params(), sizeof(float), n, f) == n;
-  if (std::fclose(f) != 0 || !ok) throw dpcnn::Error(dpcnn::errno_message("cannot write '" + path + "'"));
+  if (std::fclose(f) != 0 || !ok)
+    throw dpcnn::Error(dpcnn::errno_message("cannot write '" + path + "'"));
 }
 
 }  // namespace
@@ -55,7 +58,21 @@ int main(int argc, char** argv) {
   app.add_option("--save-params", save_params,
                  "write the final parameters (raw float32, plain layout) to this file (rank 0)");
   bool evaluate_only = false;
-  app.add_flag("--evaluate-only", evaluate_only, "evaluate the initial model on the test set");
+  app.add_flag("--evaluate-only", evaluate_only,
+               "evaluate the initial (or --resume'd) model on the test set and exit");
+  dpcnn::TrainerOptions opts;
+  app.add_option("--resume", opts.resume,
+                 "continue from a checkpoint: 'auto' (the run's newest valid one, if any) or a "
+                 "checkpoint file / 'latest' pointer / checkpoints directory");
+  std::string progress = "auto";
+  app.add_option("--progress", progress,
+                 "progress display: auto (a live bar on a terminal, not under mpirun), bar, lines")
+      ->check(CLI::IsMember({"auto", "bar", "lines"}));
+  std::string report_to, run_id;
+  app.add_option("--report-to", report_to,
+                 "report progress to a dpcnn-launch at this gRPC address (rank 0; the run token "
+                 "comes from $DPCNN_RUN_TOKEN)");
+  app.add_option("--run-id", run_id, "run id to report (with --report-to)");
   CLI11_PARSE(app, argc, argv);
 
   std::unique_ptr<dpcnn::MpiContext> mpi;
@@ -79,7 +96,13 @@ int main(int argc, char** argv) {
       std::printf("dpcnn-train: %s, %d rank(s) x %d thread(s), global batch %d\n", cfg.name.c_str(),
                   comm->size(), threads, cfg.train.batch_size);
     const dpcnn::DataSplit data = dpcnn::load_mnist_dir(cfg.data.dir, cfg.model.classes);
-    dpcnn::Trainer trainer(cfg, *comm, data);
+    opts.live_progress = progress == "bar" || (progress == "auto" && isatty(STDOUT_FILENO) && !mpi);
+    std::unique_ptr<dpcnn::TrainingObserver> reporter;
+    if (!report_to.empty() && comm->rank() == 0) {
+      reporter = dpcnn::make_grpc_reporter(report_to, run_id);
+      opts.observer = reporter.get();
+    }
+    dpcnn::Trainer trainer(cfg, *comm, data, opts);
     if (evaluate_only)
       trainer.print_summary(trainer.evaluate());
     else

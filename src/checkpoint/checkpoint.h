@@ -55,13 +55,27 @@ void write_checkpoint(const std::string& path, const CheckpointData& c);
 // "not a dpcnn checkpoint", "truncated", "checksum mismatch (damaged)", ...
 CheckpointData read_checkpoint(const std::string& path);
 
+// The file format without the file: the bytes write_checkpoint puts on disk,
+// and the checks read_checkpoint makes on them (`name` stands for the file in
+// messages). For tests, fuzzing and sending a checkpoint over the wire.
+std::string serialize_checkpoint(const CheckpointData& c);
+CheckpointData parse_checkpoint_bytes(const std::string& bytes, const std::string& name);
+
+// Writes `bytes` to `path` atomically: a temp file in the same directory,
+// fsync, rename over `path`, fsync the directory. Readers see the old file or
+// the new one, never a mix. Throws dpcnn::Error.
+void write_file_durably(const std::string& path, const std::string& bytes);
+
 // The run's checkpoint directory: <dir>/ckpt-<global_step 10 digits>.pb files
-// and a `latest` file naming the newest (replaced atomically).
+// and a `latest` file naming the newest (replaced atomically). One writer per
+// directory (rank 0); any number of readers, even while it writes.
 class CheckpointDir {
  public:
   explicit CheckpointDir(std::string dir);
-  // Writes ckpt-<step>.pb, points `latest` at it, deletes all but the newest
-  // `keep`. Returns the path written.
+  // Writes ckpt-<step>.pb (creating the directory), points `latest` at it,
+  // deletes older checkpoints beyond the newest `keep` (keep <= 0 keeps all)
+  // and temp files left by a writer that was killed. Files of later steps
+  // (a run resumed from an older checkpoint) are left alone. Returns the path.
   std::string save(const CheckpointData& c, int keep);
   // Newest checkpoint that reads cleanly and whose model_spec equals
   // `model_spec` (if non-empty); damaged or foreign ones are reported on stderr
@@ -69,6 +83,9 @@ class CheckpointDir {
   bool load_newest_valid(const std::string& model_spec, CheckpointData* out,
                          std::string* path_out) const;
   const std::string& dir() const { return dir_; }
+  // ckpt-*.pb paths in this directory, newest (highest step) first.
+  std::vector<std::string> list() const;
+  static std::string file_name(int64_t global_step);  // "ckpt-0000000123.pb"
 
  private:
   std::string dir_;

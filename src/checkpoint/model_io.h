@@ -22,9 +22,13 @@ std::string model_spec_text(const ModelConfig& m);
 void save_model(const Model& model, const Optimizer* opt, const std::string& optimizer_type,
                 CheckpointData* c);
 
-// Copies c's params and state into the model (and optimizer slots if opt is
-// not null). Throws dpcnn::Error naming `source` when the checkpoint is of
-// another model or optimizer ("checkpoint 'x' is of another model: ...").
-void load_model(const CheckpointData& c, const std::string& source, Model* model, Optimizer* opt);
+// Copies c's params and state into the model (and optimizer slots and
+// iterations if opt is not null). Throws dpcnn::Error naming `source` when the
+// checkpoint is of another model or optimizer ("checkpoint 'x' is of another
+// model: expected ..., found ..."); everything is checked before any buffer is
+// written, so a refused checkpoint leaves model and optimizer untouched.
+// `optimizer_type` (if not empty) must equal the checkpoint's.
+void load_model(const CheckpointData& c, const std::string& source, Model* model, Optimizer* opt,
+                const std::string& optimizer_type = {});
 
 }  // namespace dpcnn

@@ -41,6 +41,8 @@ class Communicator {
   virtual void allreduce_sum(double* data, size_t n) = 0;
   virtual void broadcast(void* data, size_t bytes, int root) = 0;
   virtual std::vector<uint64_t> allgather(uint64_t value) = 0;
+  // Strings up to 255 bytes (host names, short messages), in rank order.
+  virtual std::vector<std::string> allgather(const std::string& value) = 0;
   virtual void barrier() = 0;
   // Ends the whole job now (all ranks), exit status `code`. Never returns.
   [[noreturn]] virtual void abort(int code) = 0;

@@ -159,6 +159,19 @@ class MpiCommunicator final : public Communicator {
     return all;
   }
 
+  std::vector<std::string> allgather(const std::string& value) override {
+    // Fixed-size slots keep this one collective; longer strings are cut.
+    constexpr size_t kSlot = 256;
+    std::string mine = value.substr(0, kSlot - 1);
+    mine.resize(kSlot, '\0');
+    std::vector<char> all(kSlot * static_cast<size_t>(size_));
+    check(MPI_Allgather(mine.data(), kSlot, MPI_CHAR, all.data(), kSlot, MPI_CHAR, comm_),
+          "MPI_Allgather");
+    std::vector<std::string> out;
+    for (int r = 0; r < size_; ++r) out.emplace_back(all.data() + r * kSlot);
+    return out;
+  }
+
   void barrier() override { check(MPI_Barrier(comm_), "MPI_Barrier"); }
 
   [[noreturn]] void abort(int code) override {

@@ -51,6 +51,7 @@ class SelfCommunicator final : public Communicator {
     }
   }
   std::vector<uint64_t> allgather(uint64_t value) override { return {value}; }
+  std::vector<std::string> allgather(const std::string& value) override { return {value}; }
   void barrier() override {}
 
   [[noreturn]] void abort(int code) override {

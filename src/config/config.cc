@@ -770,7 +770,9 @@ Config Parser::parse(const YAML::Node& root) const {
   ckpt.read_int("every_steps", cfg.checkpoint.every_steps, 0);
   ckpt.read_int("keep", cfg.checkpoint.keep, 1);
 
-  const Section status = sub(*this, top, "status", {"listen"});
+  const Section status = sub(*this, top, "status", {"listen", "tls_cert", "tls_key"});
+  status.read_string("tls_cert", cfg.status.tls_cert);
+  status.read_string("tls_key", cfg.status.tls_key);
   if (const Entry* e = status.read_string("listen", cfg.status.listen)) {
     const std::string& l = cfg.status.listen;
     const size_t colon = l.rfind(':');

@@ -62,10 +62,10 @@ struct DataConfig {
 
 struct TrainConfig {
   int epochs = 5;
-  int batch_size = 64;         // the GLOBAL batch, split across ranks
+  int batch_size = 64;        // the GLOBAL batch, split across ranks
   int eval_batch_size = 128;  // global, for evaluation only (bounds its memory)
-  int max_steps = 0;           // > 0: stop after this many steps (tests, benchmarks)
-  bool eval = true;            // evaluate on the test set after each epoch
+  int max_steps = 0;          // > 0: stop after this many steps (tests, benchmarks)
+  bool eval = true;           // evaluate on the test set after each epoch
 };
 
 struct ModelConfig {
@@ -87,6 +87,9 @@ struct CheckpointConfig {
 
 struct StatusConfig {
   std::string listen = "127.0.0.1:50051";
+  // PEM files; both needed to serve TLS (required off loopback unless the
+  // launcher is given --insecure).
+  std::string tls_cert, tls_key;
 };
 
 struct LauncherConfig {

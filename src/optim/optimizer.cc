@@ -54,7 +54,8 @@ class RmsProp : public Optimizer {
     const float rho = c_.rho, eps = c_.epsilon, m = c_.momentum;
     for (size_t i = 0; i < n; ++i) {
       v_[i] = rho * v_[i] + (1.0f - rho) * g[i] * g[i];
-      const float u = lr * g[i] / (std::sqrt(v_[i]) + eps);
+      // Keras (and TF's kernel) put epsilon INSIDE the root: lr g / sqrt(v + eps).
+      const float u = lr * g[i] / std::sqrt(v_[i] + eps);
       if (m > 0) {
         mom_[i] = m * mom_[i] + u;
         p[i] -= mom_[i];

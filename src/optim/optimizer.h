@@ -1,6 +1,6 @@
 // Optimizers over the model's flat parameter and gradient buffers, with the
 // update rules and defaults of Keras (tf.keras.optimizers): SGD (momentum,
-// Nesterov), RMSprop (rho 0.9, epsilon 1e-7), Adam (bias-corrected, epsilon 1e-7),
+// Nesterov), RMSprop (rho 0.9, epsilon 1e-7 inside the root), Adam (bias-corrected, epsilon 1e-7),
 // each with optional decoupled weight decay (p -= lr * wd * p, as Keras's
 // `weight_decay` and AdamW). And the learning-rate schedules. Not thread-safe;
 // step() is called by the training thread after the gradient allreduce.

@@ -1,12 +1,10 @@
 #include "train/progress.h"
 
-#include <unistd.h>
-
 #include <cstdio>
 
 namespace dpcnn {
 
-Progress::Progress(bool enabled) : enabled_(enabled), tty_(enabled && isatty(STDOUT_FILENO)) {}
+Progress::Progress(bool enabled, bool live) : enabled_(enabled), tty_(enabled && live) {}
 
 void Progress::begin_epoch(int epoch, int epochs, int64_t steps) {
   steps_ = steps;

@@ -2,8 +2,9 @@
 //   Epoch 1/5
 //   125/125 [==============================] - 3s 24ms/step - loss: 0.5123 - accuracy: 0.8412 -
 //   val_loss: ...
-// with the bar redrawn in place (at most ~10 times a second) when stdout is a
-// terminal, and only the finished line otherwise (logs, CI, pipes).
+// with the bar redrawn in place (at most ~10 times a second) when `live` (the
+// worker's main decides: a terminal, not under mpirun, unless --progress says),
+// and only the finished line otherwise (logs, CI, pipes).
 // Not thread-safe; training thread only.
 #pragma once
 
@@ -15,7 +16,8 @@ namespace dpcnn {
 
 class Progress {
  public:
-  explicit Progress(bool enabled);
+  // enabled: print at all (rank 0); live: redraw a bar in place (a terminal).
+  Progress(bool enabled, bool live);
   void begin_epoch(int epoch, int epochs, int64_t steps);
   // After each step, with the running means so far in this epoch.
   void step(int64_t done, double loss, double accuracy);

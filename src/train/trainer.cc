@@ -1,5 +1,7 @@
 #include "train/trainer.h"
 
+#include <sys/resource.h>
+
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -29,8 +31,9 @@ uint64_t checksum(const float* data, size_t n) {
   return h;
 }
 
-Trainer::Trainer(const Config& cfg, Communicator& comm, const DataSplit& data)
-    : cfg_(cfg), comm_(comm), data_(data), model_(cfg.model) {
+Trainer::Trainer(const Config& cfg, Communicator& comm, const DataSplit& data,
+                 const TrainerOptions& options)
+    : cfg_(cfg), comm_(comm), data_(data), opts_(options), model_(cfg.model) {
   const int b = cfg.train.batch_size;
   if (b < comm.size())
     throw Error("train.batch_size " + std::to_string(b) + " is smaller than the rank count " +
@@ -44,22 +47,24 @@ Trainer::Trainer(const Config& cfg, Communicator& comm, const DataSplit& data)
   steps_per_epoch_ = (data.train.count + b - 1) / b;
   total_steps_ = steps_per_epoch_ * cfg.train.epochs;
   if (cfg.train.max_steps > 0) total_steps_ = std::min<int64_t>(total_steps_, cfg.train.max_steps);
+  run_dir_ = cfg.runs_dir + "/" + cfg.name;
+  if (comm_.rank() == 0) std::filesystem::create_directories(run_dir_);
   // Rank 0's initial weights are everyone's (as DDP and Horovod do).
   model_.init(cfg.seed);
-  comm_.broadcast(model_.params(), model_.param_count() * sizeof(float), 0);
-  comm_.broadcast(model_.state(), model_.state_count() * sizeof(float), 0);
   opt_ = make_optimizer(cfg.optimizer, model_.param_count());
+  if (!opts_.resume.empty()) {
+    resume(opts_.resume);  // broadcasts rank 0's checkpoint
+  } else {
+    comm_.broadcast(model_.params(), model_.param_count() * sizeof(float), 0);
+    comm_.broadcast(model_.state(), model_.state_count() * sizeof(float), 0);
+    if (comm_.rank() == 0) std::filesystem::remove(run_dir_ + "/metrics.jsonl");  // a fresh log
+  }
   reducer_ = comm_.make_reducer(model_.grads(), model_.param_count(),
                                 static_cast<size_t>(cfg.distributed.bucket_kb) * 1024,
                                 cfg.distributed.overlap);
   const int per_rank = rank_slice(b, 0, comm.size()).n;
   x_.resize(static_cast<size_t>(per_rank) * model_.input_size());
   y_.resize(per_rank);
-  run_dir_ = cfg.runs_dir + "/" + cfg.name;
-  if (comm_.rank() == 0) {
-    std::filesystem::create_directories(run_dir_);
-    std::filesystem::remove(run_dir_ + "/metrics.jsonl");  // a fresh run starts a fresh log
-  }
 }
 
 void Trainer::record_times(Clock::time_point t0, Clock::time_point t1, Clock::time_point t2,
@@ -76,23 +81,39 @@ void Trainer::record_times(Clock::time_point t0, Clock::time_point t1, Clock::ti
 }
 
 EvalResult Trainer::run() {
-  for (int epoch = 0; epoch < cfg_.train.epochs && !done_; ++epoch) train_epoch(epoch);
+  const std::vector<std::string> hosts = comm_.allgather(comm_.host());
+  if (comm_.rank() == 0 && opts_.observer)
+    opts_.observer->on_start({cfg_.name, run_dir_, comm_.size(), hosts, cfg_.train.epochs,
+                              steps_per_epoch_, total_steps_, global_step_});
+  for (int epoch = start_epoch_; epoch < cfg_.train.epochs && !done_; ++epoch) train_epoch(epoch);
+  if (stopped_) {
+    if (comm_.rank() == 0 && opts_.observer) opts_.observer->on_finish({0, 0, 0, 0, true});
+    return {};
+  }
   const EvalResult r = evaluate();
   print_summary(r);
+  if (comm_.rank() == 0 && opts_.observer) {
+    const double ips = times_.wall > 0 ? times_.images / times_.wall : 0;
+    opts_.observer->on_finish({r.loss, r.accuracy, r.count, ips, false});
+  }
   return r;
 }
 
+// One epoch from the resume position: next batch, forward, backward, allreduce,
+// update; a command (checkpoint, stop) is taken between steps on every rank.
 void Trainer::train_epoch(int epoch) {
   const std::vector<int64_t> order = epoch_order(cfg_.seed, epoch, data_.train.count);
   const int64_t n_total = data_.train.count, b = cfg_.train.batch_size;
-  Progress progress(comm_.rank() == 0);
+  Progress progress(comm_.rank() == 0, opts_.live_progress);
   progress.begin_epoch(epoch + 1, cfg_.train.epochs, steps_per_epoch_);
   const auto epoch_start = Clock::now();
   double loss_sum = 0, correct = 0;
   int64_t seen = 0;
   auto ready = [this](size_t offset) { reducer_->ready_from(offset); };
-  for (int64_t s = 0; s < steps_per_epoch_; ++s) {
-    if (global_step_ >= total_steps_) {
+  const int64_t first = epoch == start_epoch_ ? start_step_ : 0;
+  int64_t s = first;
+  for (; s < steps_per_epoch_; ++s) {
+    if (handle_command(epoch, s) || global_step_ >= total_steps_) {
       done_ = true;
       break;
     }
@@ -118,7 +139,16 @@ void Trainer::train_epoch(int epoch) {
     correct += static_cast<double>(r.correct);
     seen += mine.n;
     progress.step(s + 1, loss_sum / seen, correct / seen);
+    if (comm_.rank() == 0 && opts_.observer) {
+      const double el = since(epoch_start);
+      opts_.observer->on_progress({epoch + 1, s + 1, global_step_, total_steps_, loss_sum / seen,
+                                   correct / seen,
+                                   el > 0 ? (s + 1 - first) * static_cast<double>(b) / el : 0, lr});
+    }
+    if (cfg_.checkpoint.every_steps > 0 && global_step_ % cfg_.checkpoint.every_steps == 0)
+      save_checkpoint(epoch, s + 1);
   }
+  if (stopped_) return;
   const EpochMetrics m = end_epoch(epoch, loss_sum, correct, seen, since(epoch_start));
   std::string extra;
   if (m.val_accuracy >= 0) {
@@ -130,6 +160,26 @@ void Trainer::train_epoch(int epoch) {
   char ips[48];
   std::snprintf(ips, sizeof ips, " - %.0f img/s", m.images_per_sec);
   progress.end_epoch(m.loss, m.accuracy, extra + ips);
+  if (comm_.rank() == 0 && opts_.observer) opts_.observer->on_epoch_end(m);
+  if (s == steps_per_epoch_)
+    save_checkpoint(epoch + 1, 0);
+  else
+    save_checkpoint(epoch, s);  // max_steps ended the run mid-epoch
+}
+
+// Rank 0 asks its observer; every rank acts on the same command at this step.
+bool Trainer::handle_command(int epoch, int64_t step_in_epoch) {
+  int32_t cmd = static_cast<int32_t>(Command::kNone);
+  if (comm_.rank() == 0 && opts_.observer)
+    cmd = static_cast<int32_t>(opts_.observer->poll_command());
+  comm_.broadcast(&cmd, sizeof cmd, 0);
+  if (cmd == static_cast<int32_t>(Command::kNone)) return false;
+  save_checkpoint(epoch, step_in_epoch);
+  if (cmd != static_cast<int32_t>(Command::kStop)) return false;
+  if (comm_.rank() == 0)
+    std::printf("stopped at step %lld\n", static_cast<long long>(global_step_));
+  stopped_ = true;
+  return true;
 }
 
 EpochMetrics Trainer::end_epoch(int epoch, double loss_sum, double correct, int64_t seen,
@@ -202,18 +252,27 @@ EvalResult Trainer::evaluate() {
 }
 
 void Trainer::print_summary(const EvalResult& e) {
+  // Collective (every rank's peak RSS), then rank 0 prints.
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  const std::vector<uint64_t> rss_kb = comm_.allgather(static_cast<uint64_t>(ru.ru_maxrss));
   if (comm_.rank() != 0) return;
   const PhaseTimes& t = times_;
   const double steps = std::max<int64_t>(1, t.steps);
+  std::string rss;
+  for (uint64_t kb : rss_kb) {
+    if (!rss.empty()) rss += ',';
+    rss += std::to_string(kb / 1024);
+  }
   std::printf("test_loss %.4f test_acc %.4f (%lld/%lld)\n", e.loss, e.accuracy,
               static_cast<long long>(e.correct), static_cast<long long>(e.count));
   std::printf(
       "perf {\"ranks\":%d,\"steps\":%lld,\"images\":%lld,\"images_per_sec\":%.1f,"
       "\"step_ms\":{\"data\":%.3f,\"forward_backward\":%.3f,\"allreduce_wait\":%.3f,"
-      "\"optimizer\":%.3f,\"total\":%.3f}}\n",
+      "\"optimizer\":%.3f,\"total\":%.3f},\"peak_rss_mb\":[%s]}\n",
       comm_.size(), static_cast<long long>(t.steps), static_cast<long long>(t.images),
       t.wall > 0 ? t.images / t.wall : 0.0, 1e3 * t.data / steps, 1e3 * t.forward_backward / steps,
-      1e3 * t.allreduce_wait / steps, 1e3 * t.optimizer / steps, 1e3 * t.wall / steps);
+      1e3 * t.allreduce_wait / steps, 1e3 * t.optimizer / steps, 1e3 * t.wall / steps, rss.c_str());
   std::fflush(stdout);
 }
 

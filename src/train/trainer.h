@@ -1,7 +1,8 @@
 // Trainer: the data-parallel training loop (global batch split across ranks,
 // gradients averaged with the communicator, every rank stepping together), the
-// distributed evaluation, and rank 0's outputs (progress, metrics.jsonl,
-// curves.svg, the final summary). Knows the Communicator interface, never MPI.
+// distributed evaluation, checkpoints (rank 0 writes, every rank resumes), and
+// rank 0's outputs (progress, metrics.jsonl, curves.svg, the final summary, the
+// observer). Knows the Communicator interface, never MPI.
 // Not thread-safe: runs on the process's main thread.
 #pragma once
 
@@ -16,6 +17,7 @@
 #include "model/model.h"
 #include "optim/optimizer.h"
 #include "train/history.h"
+#include "train/observer.h"
 
 namespace dpcnn {
 
@@ -41,44 +43,60 @@ struct PhaseTimes {
   double wall = 0;  // whole steps, start to end
 };
 
+struct TrainerOptions {
+  TrainingObserver* observer = nullptr;  // rank 0's; may be null
+  std::string resume;                    // "", "auto" (newest valid, if any) or a checkpoint path
+  bool live_progress = false;            // redraw a progress bar in place (a terminal)
+};
+
 class Trainer {
  public:
-  Trainer(const Config& cfg, Communicator& comm, const DataSplit& data);
+  Trainer(const Config& cfg, Communicator& comm, const DataSplit& data,
+          const TrainerOptions& options = {});
 
-  // Trains cfg.train.epochs epochs (or max_steps); returns the final evaluation.
+  // Trains up to cfg.train.epochs epochs (or max_steps, or a Stop command) and
+  // returns the final evaluation (not run after a Stop).
   EvalResult run();
-  // Prints the final "test_loss ... test_acc ..." and "perf {...}" lines (rank 0).
-  void print_summary(const EvalResult& final_eval);
   // Each test sample is evaluated exactly once across ranks; the result is the
   // same on every rank and for every rank count.
   EvalResult evaluate();
+  // Prints the final "test_loss ... test_acc ..." and "perf {...}" lines (rank 0).
+  void print_summary(const EvalResult& final_eval);
 
   Model& model() { return model_; }
   const PhaseTimes& times() const { return times_; }
   const std::vector<EpochMetrics>& history() const { return history_; }
   int64_t global_step() const { return global_step_; }
+  bool stopped() const { return stopped_; }
 
  private:
+  using Clock = std::chrono::steady_clock;
   void train_epoch(int epoch);
+  bool handle_command(int epoch, int64_t step_in_epoch);
   EpochMetrics end_epoch(int epoch, double loss_sum, double correct, int64_t seen, double seconds);
   void check_replicas_agree(int epoch);
-  using Clock = std::chrono::steady_clock;
   void record_times(Clock::time_point t0, Clock::time_point t1, Clock::time_point t2,
                     Clock::time_point t3, int64_t images);
+  // trainer_checkpoint.cc
+  void save_checkpoint(int epoch, int64_t step_in_epoch);
+  void resume(const std::string& what);
 
   const Config& cfg_;
   Communicator& comm_;
   const DataSplit& data_;
+  TrainerOptions opts_;
   Model model_;
   std::unique_ptr<Optimizer> opt_;
   std::unique_ptr<GradientReducer> reducer_;
   std::vector<float> x_;
   std::vector<int32_t> y_;
   int64_t steps_per_epoch_ = 0, total_steps_ = 0, global_step_ = 0;
+  int start_epoch_ = 0;
+  int64_t start_step_ = 0, saved_step_ = -1;
   PhaseTimes times_;
   std::vector<EpochMetrics> history_;
   std::string run_dir_;
-  bool done_ = false;
+  bool done_ = false, stopped_ = false;
 };
 
 // FNV-1a over the bytes of a float buffer: cheap replica-agreement check.

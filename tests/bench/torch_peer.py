@@ -125,29 +125,38 @@ def detect_blas():
     libblas = sorted(p for p in paths if "libblas.so" in p)
     openblas = sorted(p for p in paths if "libopenblas" in p)
     mkl = sorted(p for p in paths if "libmkl" in p)
+    # libtorch_cpu links libblas.so.3 first, so sgemm_ binds there; a
+    # libopenblas.so.0 may also be mapped merely via liblapack.so.3.
     if libblas:
         info["libblas"] = os.path.realpath(libblas[0])
-    if openblas or (info["libblas"] and "openblas" in info["libblas"]):
-        variant = "openblas"
-        where = " ".join(openblas + [info["libblas"] or ""])
-        if "openblas-openmp" in where:
-            variant = "openblas-openmp"
-        elif "openblas-pthread" in where:
-            variant = "openblas-pthread"
-        elif "openblas-serial" in where:
-            variant = "openblas-serial"
-        info["blas"] = variant
+        where = info["libblas"]
+    elif openblas:
+        where = openblas[0]
+    elif mkl:
+        info["blas"] = "mkl"
+        return info
+    else:
+        return info
+    if "openblas" in where:
+        info["blas"] = "openblas"
+        for variant in ("openmp", "pthread", "serial"):
+            if "openblas-" + variant in where:
+                info["blas"] = "openblas-" + variant
         try:
             import ctypes
-            lib = ctypes.CDLL(openblas[0] if openblas else info["libblas"])
+            lib = ctypes.CDLL(where)
             lib.openblas_get_config.restype = ctypes.c_char_p
             info["openblas_config"] = lib.openblas_get_config().decode()
         except Exception:  # noqa: BLE001 - purely informational
             pass
-    elif mkl:
-        info["blas"] = "mkl"
-    elif info["libblas"]:
-        info["blas"] = "reference" if "/blas/" in info["libblas"] else os.path.basename(info["libblas"])
+    elif "/blas/" in where:
+        info["blas"] = "reference"
+    elif "blis" in where:
+        info["blas"] = "blis"
+    elif "atlas" in where:
+        info["blas"] = "atlas"
+    else:
+        info["blas"] = os.path.basename(where)
     return info
 
 

@@ -37,8 +37,14 @@ TEST(RmsProp, KerasDefaults) {
   auto c = cfg("rmsprop");
   auto o = make_optimizer(c, 1);
   float p = 1.0f, g = 2.0f;
-  o->step(&p, &g, 1, 0.1f);  // v = 0.1 * 4 = 0.4; p -= 0.1 * 2 / (sqrt(0.4) + 1e-7)
+  o->step(&p, &g, 1, 0.1f);  // v = 0.1 * 4 = 0.4; p -= 0.1 * 2 / sqrt(0.4 + 1e-7)
   EXPECT_NEAR(p, 1.0f - 0.2f / std::sqrt(0.4f), 1e-6);
+  // Epsilon sits inside the root (Keras): a tiny gradient gives a tiny step,
+  // not lr * sqrt(1 / (1 - rho)) as with sqrt(v) + eps.
+  auto tiny = make_optimizer(c, 1);
+  float q = 0.0f, gt = 1e-6f;
+  tiny->step(&q, &gt, 1, 0.1f);
+  EXPECT_NEAR(q, -0.1f * 1e-6f / std::sqrt(0.1f * 1e-12f + 1e-7f), 1e-9);
   ASSERT_EQ(o->slots().size(), 1u);
   EXPECT_FLOAT_EQ((*o->slots()[0].second)[0], 0.4f);
 }

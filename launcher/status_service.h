@@ -1,0 +1,98 @@
+// The launcher's job state and the gRPC services over it: dpcnn.v1.Status (for
+// users: GetStatus, WatchStatus, and the token-guarded Stop and Checkpoint) and
+// dpcnn.v1.Reporter (for rank 0's reporter: progress in, command out).
+//
+// One object owns all of the job's state behind one mutex (as grpc's
+// route_guide_server.cc does); gRPC's server threads call the RPC handlers and
+// the supervisor thread calls the public methods, all concurrently. Register
+// with a ServerBuilder before BuildAndStart; call shutdown() before the
+// server's Shutdown() so that WatchStatus streams end.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "dpcnn/v1/status.grpc.pb.h"
+#include "dpcnn/v1/status.pb.h"
+
+namespace dpcnn::launcher {
+
+struct JobInfo {
+  std::string run_id, config_name, config_path;
+  int max_restarts = 3;
+  int batch_size = 0;  // global; turns images/s into an ETA
+  std::string token;   // the run token: Stop, Checkpoint and Report need it
+};
+
+// What the supervisor needs to decide about the current attempt.
+struct AttemptHealth {
+  bool reported = false;                                // rank 0 has reported in this attempt
+  bool ever_stepped = false;                            // some report with step > 0, in any attempt
+  bool finished = false;                                // rank 0 reported on_finish in this attempt
+  std::chrono::steady_clock::time_point last_progress;  // attempt start, or last new step/event
+  bool stop_requested = false;
+  std::string stop_reason;
+};
+
+class StatusService {
+ public:
+  explicit StatusService(JobInfo info);
+  ~StatusService();
+  StatusService(const StatusService&) = delete;
+  StatusService& operator=(const StatusService&) = delete;
+
+  void register_with(grpc::ServerBuilder& builder);
+
+  // Supervisor side.
+  void begin_attempt(int attempt);  // STARTING (unless stopping); resets the stall clock
+  void set_state(v1::JobState state, const std::string& message, const std::string& error = "");
+  void count_restart(const std::string& why);  // RESTARTING, restarts += 1
+  // Sends STOP to the workers in every following report reply. Returns false if
+  // a stop was already requested.
+  bool request_stop(const std::string& reason);
+  AttemptHealth health() const;
+  v1::JobStatus snapshot() const;
+  // Ends every WatchStatus stream (after one last snapshot) and refuses new ones.
+  void shutdown();
+
+  // Limits, public for tests.
+  static constexpr int kMaxWatchers = 64;
+
+ private:
+  class StatusApi;
+  class ReporterApi;
+
+  grpc::Status check_token(const grpc::ServerContext& ctx) const;
+  void touch_locked();  // bump the version, wake watchers
+  grpc::Status watch(grpc::ServerContext* ctx, const v1::WatchStatusRequest& req,
+                     grpc::ServerWriter<v1::JobStatus>* writer);
+  grpc::Status report(const grpc::ServerContext& ctx, const v1::ReportRequest& req,
+                      v1::ReportReply* reply);
+  grpc::Status stop(const grpc::ServerContext& ctx, const v1::StopRequest& req,
+                    v1::StopReply* reply);
+  grpc::Status checkpoint(const grpc::ServerContext& ctx, v1::CheckpointReply* reply);
+
+  const JobInfo info_;
+  std::unique_ptr<StatusApi> status_api_;
+  std::unique_ptr<ReporterApi> reporter_api_;
+
+  mutable std::mutex mu_;  // guards everything below
+  std::condition_variable changed_;
+  v1::JobStatus status_;
+  uint64_t version_ = 0;
+  AttemptHealth health_;
+  bool checkpoint_pending_ = false;
+  bool shutting_down_ = false;
+  int watchers_ = 0;
+};
+
+// True when the host part of host:port is a literal in 127.0.0.0/8, ::1, or
+// "localhost"; any other name counts as non-loopback (we do not resolve).
+bool is_loopback_address(const std::string& host_port);
+
+}  // namespace dpcnn::launcher

@@ -1,0 +1,434 @@
+#include "launcher/supervisor.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <sstream>
+#include <stdexcept>
+
+extern char** environ;
+
+namespace dpcnn::launcher {
+
+namespace pb = dpcnn::v1;
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+namespace {
+
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+std::string describe_wait_status(int st) {
+  if (WIFEXITED(st)) return "exited with status " + std::to_string(WEXITSTATUS(st));
+  if (WIFSIGNALED(st)) return std::string("killed by ") + strsignal(WTERMSIG(st));
+  return "ended (wait status " + std::to_string(st) + ")";
+}
+
+const char* state_name(pb::JobState s) {
+  switch (s) {
+    case pb::JOB_STATE_STARTING:
+      return "STARTING";
+    case pb::JOB_STATE_RUNNING:
+      return "RUNNING";
+    case pb::JOB_STATE_RESTARTING:
+      return "RESTARTING";
+    case pb::JOB_STATE_STOPPING:
+      return "STOPPING";
+    case pb::JOB_STATE_FINISHED:
+      return "FINISHED";
+    case pb::JOB_STATE_FAILED:
+      return "FAILED";
+    default:
+      return "UNKNOWN";
+  }
+}
+
+// mpirun ends a failed job with a framed explanation; the worker's own line
+// ("dpcnn-train: ..." or "rank N on HOST: ...") is the one a user needs.
+bool is_worker_error(const std::string& l) {
+  return l.rfind("dpcnn-train: ", 0) == 0 ||
+         (l.rfind("rank ", 0) == 0 && l.find(" on ") != std::string::npos) ||
+         l.rfind("mpirun noticed that process", 0) == 0;
+}
+
+// Reads the group's two pipes until both close (or `stop` is set and nothing
+// has come for a while), line by line into the console.
+class OutputPump {
+ public:
+  OutputPump(int out, int err, Console& console) : console_(console) {
+    thread_ = std::thread([this, out, err] { loop(out, err); });
+  }
+  ~OutputPump() { finish(); }
+  // Waits for the pipes to drain; gives up after ~2 s (a process that escaped
+  // the group could hold them open).
+  void finish() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  std::string worker_error() {
+    std::lock_guard lock(mu_);
+    return !error_.empty() ? error_ : last_err_;
+  }
+
+ private:
+  void loop(int out, int err) {
+    pollfd fds[2] = {{out, POLLIN, 0}, {err, POLLIN, 0}};
+    std::string buf[2];
+    int open_fds = 2;
+    auto quiet_since = Clock::now();
+    while (open_fds > 0) {
+      const int n = poll(fds, 2, 100);
+      if (n < 0 && errno != EINTR) break;
+      if (n <= 0) {
+        if (stop_ && seconds_since(quiet_since) > 2) break;
+        continue;
+      }
+      quiet_since = Clock::now();
+      for (int i = 0; i < 2; ++i) {
+        if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+        char chunk[4096];
+        const ssize_t r = read(fds[i].fd, chunk, sizeof chunk);
+        if (r <= 0) {
+          if (r < 0 && errno == EINTR) continue;
+          fds[i].fd = -1;
+          --open_fds;
+          continue;
+        }
+        buf[i].append(chunk, static_cast<size_t>(r));
+        size_t nl;
+        while ((nl = buf[i].find('\n')) != std::string::npos) {
+          emit(i, buf[i].substr(0, nl));
+          buf[i].erase(0, nl + 1);
+        }
+      }
+    }
+    for (int i = 0; i < 2; ++i)
+      if (!buf[i].empty()) emit(i, buf[i]);
+  }
+
+  void emit(int which, std::string l) {
+    if (!l.empty() && l.back() == '\r') l.pop_back();
+    console_.line(which == 0 ? stdout : stderr, l);
+    if (which == 1 && !l.empty() && l.find_first_not_of("-* ") != std::string::npos) {
+      std::lock_guard lock(mu_);
+      if (is_worker_error(l))
+        error_ = l;
+      else if (last_err_.empty())
+        last_err_ = l;  // mpirun's own first complaint, when no worker spoke
+    }
+  }
+
+  Console& console_;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::string error_, last_err_;
+  std::thread thread_;
+};
+
+}  // namespace
+
+// ---- ProcessGroup ----
+
+ProcessGroup::ProcessGroup(const std::vector<std::string>& argv,
+                           const std::vector<std::string>& env) {
+  // Everything the child needs is built before fork: after fork, in a process
+  // with gRPC's threads, only async-signal-safe calls are allowed.
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e; ++e) {
+    const std::string kv = *e;
+    bool replaced = false;
+    for (const auto& add : env)
+      if (kv.compare(0, add.find('=') + 1, add, 0, add.find('=') + 1) == 0) replaced = true;
+    if (!replaced) env_strings.push_back(kv);
+  }
+  for (const auto& add : env) env_strings.push_back(add);
+  std::vector<char*> cargv, cenv;
+  for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
+  cargv.push_back(nullptr);
+  for (const auto& e : env_strings) cenv.push_back(const_cast<char*>(e.c_str()));
+  cenv.push_back(nullptr);
+
+  int out[2], err[2];
+  if (pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error(std::string("pipe: ") + strerror(errno));
+  if (pipe2(err, O_CLOEXEC) != 0) {
+    close(out[0]), close(out[1]);
+    throw std::runtime_error(std::string("pipe: ") + strerror(errno));
+  }
+  const int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  const pid_t parent = getpid();
+  const pid_t pid = fork();
+  if (pid < 0) {
+    const int e = errno;
+    for (int fd : {out[0], out[1], err[0], err[1], devnull}) close(fd);
+    throw std::runtime_error(std::string("fork: ") + strerror(e));
+  }
+  if (pid == 0) {
+    setpgid(0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);  // the launcher died before prctl
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);  // exec keeps the mask; the launcher blocks some
+    signal(SIGPIPE, SIG_DFL);
+    // Its own process group keeps the terminal's Ctrl-C away from the workers
+    // (the launcher turns it into a clean stop) and lets one kill() reach them
+    // all; stdin from /dev/null because a background group reading the TTY
+    // would be stopped.
+    dup2(devnull >= 0 ? devnull : 0, 0);
+    dup2(out[1], 1);
+    dup2(err[1], 2);
+    execve(cargv[0], cargv.data(), cenv.data());
+    const char msg[] = "dpcnn-launch: cannot exec mpirun\n";
+    (void)!write(2, msg, sizeof msg - 1);
+    _exit(127);
+  }
+  setpgid(pid, pid);  // also here: no race with the first kill(-pid)
+  close(out[1]);
+  close(err[1]);
+  if (devnull >= 0) close(devnull);
+  pid_ = pid;
+  out_ = out[0];
+  err_ = err[0];
+}
+
+ProcessGroup::~ProcessGroup() {
+  terminate(milliseconds(0));
+  if (out_ >= 0) close(out_);
+  if (err_ >= 0) close(err_);
+}
+
+std::optional<int> ProcessGroup::exited() const {
+  if (status_) return status_;
+  siginfo_t info{};
+  if (waitid(P_PID, pid_, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid != pid_)
+    return std::nullopt;
+  return info.si_code == CLD_EXITED ? W_EXITCODE(info.si_status, 0) : W_EXITCODE(0, info.si_status);
+}
+
+int ProcessGroup::terminate(milliseconds grace) {
+  if (pid_ <= 0) return 0;
+  auto reap = [&](int flags) {
+    int st = 0;
+    pid_t p;
+    // As child subreaper the launcher also inherits members whose parent died.
+    while ((p = waitpid(-pid_, &st, flags)) > 0) {
+      if (p == pid_) status_ = st;
+    }
+  };
+  kill(-pid_, SIGTERM);
+  const auto deadline = Clock::now() + grace;
+  for (;;) {
+    reap(WNOHANG);
+    if (kill(-pid_, 0) != 0 && errno == ESRCH) break;  // nobody left
+    if (Clock::now() >= deadline) {
+      kill(-pid_, SIGKILL);
+      for (int i = 0; i < 100; ++i) {  // 5 s at most: never hang the launcher
+        reap(WNOHANG);
+        if (kill(-pid_, 0) != 0 && errno == ESRCH) break;
+        usleep(50000);
+      }
+      break;
+    }
+    usleep(20000);
+  }
+  if (!status_) {
+    int st = 0;
+    if (waitpid(pid_, &st, WNOHANG) == pid_) status_ = st;
+  }
+  return status_.value_or(W_EXITCODE(0, SIGKILL));
+}
+
+// ---- Supervisor ----
+
+std::string find_executable(const std::string& name) {
+  if (name.find('/') != std::string::npos) return access(name.c_str(), X_OK) == 0 ? name : "";
+  const char* path = std::getenv("PATH");
+  std::stringstream ss(path ? path : "/usr/bin:/bin");
+  std::string dir;
+  while (std::getline(ss, dir, ':')) {
+    const std::string p = (dir.empty() ? "." : dir) + "/" + name;
+    struct stat sb;
+    if (stat(p.c_str(), &sb) == 0 && S_ISREG(sb.st_mode) && access(p.c_str(), X_OK) == 0) return p;
+  }
+  return "";
+}
+
+std::vector<std::string> mpirun_command(const LaunchOptions& o, bool resume) {
+  // The flags of scripts/mpirun.sh: Open MPI refuses root without
+  // --allow-run-as-root, and more ranks than cores need --oversubscribe.
+  std::vector<std::string> a = {o.mpirun, "--oversubscribe"};
+  if (geteuid() == 0) a.push_back("--allow-run-as-root");
+  if (!o.hostfile.empty()) a.insert(a.end(), {"--hostfile", o.hostfile});
+  a.insert(a.end(), {"-np", std::to_string(o.np), o.train_bin, "--config", o.config_path});
+  for (const auto& s : o.sets) a.insert(a.end(), {"--set", s});
+  a.insert(a.end(), {"--report-to", o.report_to, "--run-id", o.run_id});
+  if (resume) a.insert(a.end(), {"--resume", "auto"});
+  return a;
+}
+
+Supervisor::Supervisor(LaunchOptions options, StatusService& service, Console& console)
+    : opt_(std::move(options)), service_(service), console_(console) {}
+
+void Supervisor::on_signal(int) { signals_.fetch_add(1); }
+
+void Supervisor::show(const pb::JobStatus& s, pb::JobStatus& shown) {
+  if (s.state() != shown.state() && s.state() == pb::JOB_STATE_RUNNING &&
+      shown.state() != pb::JOB_STATE_STOPPING) {
+    console_.say("rank 0 reporting: " + std::to_string(s.ranks()) + " rank(s), " +
+                 std::to_string(s.total_steps()) + " steps");
+  }
+  if (s.step() > 0 && s.step() != shown.step()) {
+    if (!first_step_seen_) {
+      first_step_seen_ = true;
+      char b[128];
+      std::snprintf(b, sizeof b, "first step %.1f s after start", seconds_since(t0_));
+      console_.say(b);
+    }
+    if (failed_at_) {
+      char b[128];
+      std::snprintf(b, sizeof b, "training again (step %lld) %.1f s after the failure",
+                    static_cast<long long>(s.step()), seconds_since(*failed_at_));
+      console_.say(b);
+      failed_at_.reset();
+    }
+  }
+  if (console_.tty() && s.total_steps() > 0) {
+    char b[256];
+    std::snprintf(b, sizeof b,
+                  "launcher: %s epoch %d/%d step %lld/%lld loss %.4f acc %.4f %.0f img/s ETA %.0fs "
+                  "restarts %d",
+                  state_name(s.state()), s.epoch(), s.epochs(), static_cast<long long>(s.step()),
+                  static_cast<long long>(s.total_steps()), s.loss(), s.accuracy(),
+                  s.images_per_sec(), s.eta_seconds(), s.restarts());
+    console_.live(b);
+  }
+  shown = s;
+}
+
+Supervisor::Attempt Supervisor::run_attempt(int attempt, bool resume) {
+  service_.begin_attempt(attempt);
+  const auto argv = mpirun_command(opt_, resume);
+  std::string cmd;
+  for (const auto& a : argv) cmd += (cmd.empty() ? "" : " ") + a;
+  console_.say("attempt " + std::to_string(attempt) + ": " + cmd);
+  ProcessGroup group(argv, {"DPCNN_RUN_TOKEN=" + opt_.token});
+  OutputPump pump(group.stdout_fd(), group.stderr_fd(), console_);
+  Attempt a;
+  pb::JobStatus shown = service_.snapshot();
+  std::optional<Clock::time_point> stop_deadline;
+  auto last_live = Clock::now();
+  for (;;) {
+    if (auto st = group.exited()) {
+      a.status = *st;
+      break;
+    }
+    const int sigs = signals_.load();
+    if (sigs >= 2) {
+      a.killed = true;
+      a.stalled = "second signal: killed at once";
+      group.terminate(milliseconds(0));
+      break;
+    }
+    if (sigs == 1) service_.request_stop("signal to the launcher");
+    const AttemptHealth h = service_.health();
+    if (h.stop_requested && !stop_deadline) {
+      // Workers that never reported cannot hear STOP and have nothing to save.
+      stop_deadline =
+          Clock::now() + (h.reported ? std::chrono::seconds(std::max(30, opt_.stall_timeout_s))
+                                     : std::chrono::seconds(0));
+      console_.say(h.reported
+                       ? "stopping (" + h.stop_reason + "): workers checkpoint and end"
+                       : "stopping (" + h.stop_reason + ") before the first report: killing");
+    }
+    if (stop_deadline && Clock::now() >= *stop_deadline) {
+      a.killed = true;
+      a.stalled = "did not stop in time";
+      group.terminate(opt_.kill_grace);
+      break;
+    }
+    if (!h.finished && seconds_since(h.last_progress) > opt_.stall_timeout_s) {
+      a.killed = true;
+      a.stalled = "no progress for " + std::to_string(opt_.stall_timeout_s) + " s";
+      group.terminate(opt_.kill_grace);
+      break;
+    }
+    if (Clock::now() - last_live >= milliseconds(250)) {
+      show(service_.snapshot(), shown);
+      last_live = Clock::now();
+    }
+    usleep(50000);
+  }
+  // Every exit path: nothing of this attempt survives it.
+  const int st = group.terminate(opt_.kill_grace);
+  if (!a.killed) a.status = st;
+  pump.finish();
+  show(service_.snapshot(), shown);
+  console_.clear_live();
+  a.worker_error = pump.worker_error();
+  return a;
+}
+
+int Supervisor::run() {
+  bool resume = false;
+  for (int attempt = 1;; ++attempt) {
+    const Attempt a = run_attempt(attempt, resume);
+    const AttemptHealth h = service_.health();
+    const bool ok = a.stalled.empty() && WIFEXITED(a.status) && WEXITSTATUS(a.status) == 0;
+    if (h.stop_requested) {
+      const std::string how =
+          ok ? "stopped cleanly"
+             : "stopped (" + (a.stalled.empty() ? describe_wait_status(a.status) : a.stalled) + ")";
+      service_.set_state(pb::JOB_STATE_FINISHED, how + ": " + h.stop_reason);
+      console_.say(how);
+      return 0;
+    }
+    if (ok) {
+      service_.set_state(pb::JOB_STATE_FINISHED, "finished");
+      console_.say("finished");
+      return 0;
+    }
+    const std::string why =
+        !a.stalled.empty() ? a.stalled : "mpirun " + describe_wait_status(a.status);
+    const std::string detail = why + (a.worker_error.empty() ? "" : ": " + a.worker_error);
+    if (!h.ever_stepped) {
+      service_.set_state(pb::JOB_STATE_FAILED, "failed before the first step (not retried)",
+                         detail);
+      console_.say("failed before the first step, not retrying: " + detail);
+      return 1;
+    }
+    const int restarts = service_.snapshot().restarts();
+    if (restarts >= opt_.max_restarts) {
+      service_.set_state(pb::JOB_STATE_FAILED,
+                         "gave up after " + std::to_string(restarts) + " restart(s)", detail);
+      console_.say("giving up after " + std::to_string(restarts) + " restart(s): " + detail);
+      return 1;
+    }
+    failed_at_ = Clock::now();
+    service_.count_restart(detail);
+    console_.say("job failed (" + detail + "); restart " + std::to_string(restarts + 1) + "/" +
+                 std::to_string(opt_.max_restarts) + " from the last checkpoint");
+    const auto until = Clock::now() + opt_.restart_delay;
+    while (Clock::now() < until && signals_.load() == 0) usleep(20000);
+    if (signals_.load() > 0) {
+      service_.request_stop("signal to the launcher");
+      service_.set_state(pb::JOB_STATE_FINISHED, "stopped while restarting");
+      console_.say("stopped while restarting");
+      return 0;
+    }
+    resume = true;
+  }
+}
+
+}  // namespace dpcnn::launcher

@@ -1,0 +1,100 @@
+// Supervision of one training job: starts mpirun in its own process group,
+// passes the workers' output through, restarts the job from its last
+// checkpoint when it fails or stalls, and stops it on request.
+//
+// ProcessGroup is one mpirun and everything it started. Supervisor::run() is
+// called once, from the main thread: PR_SET_PDEATHSIG fires when the thread
+// that forked ends, so the forking thread must live as long as the launcher.
+// on_signal() may be called from any thread (the launcher's signal thread).
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <chrono>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "launcher/console.h"
+#include "launcher/status_service.h"
+
+namespace dpcnn::launcher {
+
+class ProcessGroup {
+ public:
+  // Forks; the child makes itself a group leader, asks to be killed when this
+  // thread dies, reads /dev/null, writes to two pipes, and execs `argv[0]` (a
+  // path) with `env` added to the environment.
+  ProcessGroup(const std::vector<std::string>& argv, const std::vector<std::string>& env);
+  ~ProcessGroup();  // terminate(0) if still running
+  ProcessGroup(const ProcessGroup&) = delete;
+  ProcessGroup& operator=(const ProcessGroup&) = delete;
+
+  pid_t pid() const { return pid_; }
+  int stdout_fd() const { return out_; }
+  int stderr_fd() const { return err_; }
+  // The leader's wait status once it has exited, without reaping it, so its
+  // pid (the group id) stays reserved until terminate().
+  std::optional<int> exited() const;
+  // SIGTERM to the whole group, SIGKILL to what is left after `grace`; reaps
+  // the leader (and, as child subreaper, orphaned members). Returns the
+  // leader's wait status. Idempotent.
+  int terminate(std::chrono::milliseconds grace);
+
+ private:
+  pid_t pid_ = -1;
+  int out_ = -1, err_ = -1;
+  std::optional<int> status_;  // set once reaped
+};
+
+struct LaunchOptions {
+  std::string mpirun;  // full path
+  int np = 1;
+  std::string hostfile;
+  std::string train_bin;  // full path of dpcnn-train
+  std::string config_path;
+  std::vector<std::string> sets;
+  std::string report_to, run_id, token;
+  int max_restarts = 3;
+  int stall_timeout_s = 120;
+  std::chrono::milliseconds kill_grace{3000};
+  std::chrono::milliseconds restart_delay{1000};
+};
+
+// mpirun's argument vector for one attempt (exposed for tests).
+std::vector<std::string> mpirun_command(const LaunchOptions& o, bool resume);
+
+class Supervisor {
+ public:
+  Supervisor(LaunchOptions options, StatusService& service, Console& console);
+  // Runs attempts until the job finishes, is stopped, or fails for good.
+  // Returns the launcher's exit code: 0 finished or stopped, 1 failed.
+  int run();
+  // First SIGINT/SIGTERM: stop cleanly (checkpoint, exit 0). Second: kill now.
+  void on_signal(int sig);
+
+ private:
+  struct Attempt {
+    int status = 0;       // mpirun's wait status
+    std::string stalled;  // why we killed it ("" = it exited by itself)
+    bool killed = false;
+    std::string worker_error;
+  };
+  Attempt run_attempt(int attempt, bool resume);
+  void show(const v1::JobStatus& s, v1::JobStatus& shown);
+
+  const LaunchOptions opt_;
+  StatusService& service_;
+  Console& console_;
+  std::atomic<int> signals_{0};
+  const std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now();
+  std::optional<std::chrono::steady_clock::time_point> failed_at_;
+  bool first_step_seen_ = false;
+};
+
+// Finds `name` on $PATH (or returns it if it has a '/'); "" if not found.
+std::string find_executable(const std::string& name);
+
+}  // namespace dpcnn::launcher

@@ -1,0 +1,97 @@
+// The Trainer's checkpoints: rank 0 writes (the others go on to the next
+// collective, where they wait at most one write); on resume rank 0 reads and
+// broadcasts, so hosts without a shared filesystem resume too.
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <sstream>
+
+#include "checkpoint/checkpoint.h"
+#include "checkpoint/model_io.h"
+#include "core/error.h"
+#include "train/trainer.h"
+
+namespace dpcnn {
+namespace {
+
+MetricsRecord to_record(const EpochMetrics& m) {
+  return {m.epoch,        m.step, m.loss,    m.accuracy,      m.val_loss,
+          m.val_accuracy, m.lr,   m.seconds, m.images_per_sec};
+}
+
+EpochMetrics from_record(const MetricsRecord& r) {
+  return {r.epoch,        r.step, r.loss,    r.accuracy,      r.val_loss,
+          r.val_accuracy, r.lr,   r.seconds, r.images_per_sec};
+}
+
+}  // namespace
+
+void Trainer::save_checkpoint(int epoch, int64_t step_in_epoch) {
+  if (comm_.rank() != 0 || global_step_ == saved_step_) return;
+  const auto t0 = std::chrono::steady_clock::now();
+  CheckpointData c;
+  save_model(model_, opt_.get(), cfg_.optimizer.type, &c);
+  c.config_yaml = cfg_.yaml;
+  c.ranks = comm_.size();
+  c.epoch = epoch;
+  c.step_in_epoch = step_in_epoch;
+  c.global_step = global_step_;
+  c.seed = cfg_.seed;
+  for (const auto& m : history_) c.metrics.push_back(to_record(m));
+  const std::string path =
+      CheckpointDir(run_dir_ + "/checkpoints").save(c, std::max(1, cfg_.checkpoint.keep));
+  saved_step_ = global_step_;
+  const double ms =
+      1e3 * std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("checkpoint %s (step %lld, %.1f ms)\n", path.c_str(),
+              static_cast<long long>(global_step_), ms);
+  std::fflush(stdout);
+  if (opts_.observer) opts_.observer->on_checkpoint(path, global_step_);
+}
+
+void Trainer::resume(const std::string& what) {
+  // Rank 0 finds and loads the checkpoint; a failure there is an exception that
+  // the worker's main turns into one line and a job-wide abort.
+  int64_t pos[4] = {0, 0, 0, 0};  // found, epoch, step_in_epoch, global_step
+  if (comm_.rank() == 0) {
+    CheckpointData c;
+    std::string path;
+    bool found = true;
+    if (what == "auto") {
+      found = CheckpointDir(run_dir_ + "/checkpoints")
+                  .load_newest_valid(model_spec_text(cfg_.model), &c, &path);
+    } else {
+      path = resolve_checkpoint_path(what);
+      c = read_checkpoint(path);
+    }
+    if (found) {
+      load_model(c, path, &model_, opt_.get());
+      pos[0] = 1;
+      pos[1] = c.epoch;
+      pos[2] = c.step_in_epoch;
+      pos[3] = c.global_step;
+      for (const auto& r : c.metrics) history_.push_back(from_record(r));
+      std::ostringstream log;  // the log now matches the checkpoint's history
+      for (const auto& m : history_) log << to_json(m) << '\n';
+      write_file_atomic(run_dir_ + "/metrics.jsonl", log.str());
+      std::printf("resuming from %s: epoch %lld, step %lld (%lld steps done)\n", path.c_str(),
+                  static_cast<long long>(c.epoch + 1), static_cast<long long>(c.step_in_epoch),
+                  static_cast<long long>(c.global_step));
+    } else {
+      std::filesystem::remove(run_dir_ + "/metrics.jsonl");
+      std::printf("no checkpoint in %s/checkpoints: starting fresh\n", run_dir_.c_str());
+    }
+    std::fflush(stdout);
+  }
+  comm_.broadcast(pos, sizeof pos, 0);
+  comm_.broadcast(model_.params(), model_.param_count() * sizeof(float), 0);
+  comm_.broadcast(model_.state(), model_.state_count() * sizeof(float), 0);
+  for (auto& [name, slot] : opt_->slots()) comm_.broadcast(slot->data(), slot->size() * 4, 0);
+  comm_.broadcast(&opt_->iterations, sizeof opt_->iterations, 0);
+  if (!pos[0]) return;
+  start_epoch_ = static_cast<int>(pos[1]);
+  start_step_ = pos[2];
+  global_step_ = saved_step_ = pos[3];
+}
+
+}  // namespace dpcnn

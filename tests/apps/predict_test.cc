@@ -1,0 +1,221 @@
+// dpcnn-predict end to end: an untrained (initialised) seed model saved as a
+// checkpoint, digits written as PNG, and the binary's answers compared with
+// its own --idx evaluation of the same digits.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+#include "checkpoint/checkpoint.h"
+#include "checkpoint/model_io.h"
+#include "config/config.h"
+#include "core/rng.h"
+#include "data/idx.h"
+#include "image/image.h"
+
+namespace dpcnn {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr int kDigits = 12;
+
+struct Result {
+  int code = -1;
+  std::string out, err;
+};
+
+class PredictTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = (fs::temp_directory_path() / ("dpcnn-predict-" + std::to_string(::getpid()))).string();
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    const Config cfg = load_config("configs/mnist.yaml");
+    Model m(cfg.model);
+    m.init(11);
+    CheckpointData c;
+    c.config_yaml = cfg.yaml;
+    c.global_step = 42;
+    save_model(m, nullptr, "", &c);
+    CheckpointDir(dir_ + "/run/checkpoints").save(c, 3);
+
+    // Digit-like blobs: a bright stroke at a per-sample place over a dark field.
+    Rng r(5);
+    IdxArray images{{kDigits, 28, 28}, std::vector<uint8_t>(kDigits * 784)};
+    IdxArray labels{{kDigits}, std::vector<uint8_t>(kDigits)};
+    for (int i = 0; i < kDigits; ++i) {
+      labels.data[i] = static_cast<uint8_t>(i % 10);
+      for (int p = 0; p < 784; ++p) {
+        const int y = p / 28, x = p % 28;
+        const bool ink = std::abs(x - 6 - i) < 3 && y > 4 + i % 5 && y < 22;
+        images.data[i * 784 + p] = static_cast<uint8_t>(ink ? 200 + r.below(56) : r.below(30));
+      }
+      const std::string png = dir_ + "/digit" + std::to_string(i) + ".png";
+      write_image(png, images.data.data() + i * 784, 28, 28, 1);
+      pngs_ += " " + png;
+    }
+    write_idx(dir_ + "/images-idx3-ubyte", images);
+    write_idx(dir_ + "/labels-idx1-ubyte", labels);
+  }
+  static void TearDownTestSuite() { fs::remove_all(dir_); }
+
+  static Result run(const std::string& args) {
+    const std::string out = dir_ + "/stdout", err = dir_ + "/stderr";
+    const std::string cmd =
+        std::string(DPCNN_BIN_DIR) + "/dpcnn-predict " + args + " >" + out + " 2>" + err;
+    const int status = std::system(cmd.c_str());
+    Result r;
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    r.out = slurp(out);
+    r.err = slurp(err);
+    return r;
+  }
+  static std::string slurp(const std::string& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+  static std::string file(const std::string& name, const std::string& bytes) {
+    std::ofstream(dir_ + "/" + name, std::ios::binary) << bytes;
+    return dir_ + "/" + name;
+  }
+  // (prediction, probabilities) of each JSON line that has them.
+  static std::vector<std::pair<int, std::vector<double>>> parse(const std::string& json) {
+    std::vector<std::pair<int, std::vector<double>>> out;
+    const std::regex re(R"re("prediction":(\d+),.*"probabilities":\[([^\]]*)\])re");
+    std::istringstream lines(json);
+    for (std::string line; std::getline(lines, line);) {
+      std::smatch m;
+      if (!std::regex_search(line, m, re)) continue;
+      std::vector<double> p;
+      std::istringstream ps(m[2].str());
+      for (std::string v; std::getline(ps, v, ',');) p.push_back(std::stod(v));
+      out.push_back({std::stoi(m[1].str()), p});
+    }
+    return out;
+  }
+  static int lines(const std::string& s) {
+    return static_cast<int>(std::count(s.begin(), s.end(), '\n'));
+  }
+
+  static std::string dir_, pngs_;
+};
+std::string PredictTest::dir_, PredictTest::pngs_;
+
+TEST_F(PredictTest, PngPredictionsEqualIdxPredictionsOfTheSameDigits) {
+  const Result images =
+      run("--checkpoint " + dir_ + "/run/checkpoints --preprocess resize --json" + pngs_);
+  ASSERT_EQ(images.code, 0) << images.err;
+  const Result idx = run("--checkpoint " + dir_ + "/run/checkpoints/latest --json --idx " + dir_ +
+                         "/images-idx3-ubyte " + dir_ + "/labels-idx1-ubyte");
+  ASSERT_EQ(idx.code, 0) << idx.err;
+  const auto a = parse(images.out), b = parse(idx.out);
+  ASSERT_EQ(a.size(), static_cast<size_t>(kDigits));
+  ASSERT_EQ(b.size(), static_cast<size_t>(kDigits));
+  for (int i = 0; i < kDigits; ++i) {
+    EXPECT_EQ(a[i].first, b[i].first) << i;
+    ASSERT_EQ(a[i].second.size(), 10u);
+    double sum = 0;
+    for (int k = 0; k < 10; ++k) {
+      EXPECT_NEAR(a[i].second[k], b[i].second[k], 1e-6) << i;
+      sum += a[i].second[k];
+    }
+    EXPECT_NEAR(sum, 1.0, 1e-5);
+  }
+  EXPECT_NE(idx.out.find("\"confusion\":[["), std::string::npos);
+}
+
+TEST_F(PredictTest, TextOutputNamesEachFileWithItsDigitAndProbability) {
+  const std::string ckpt = resolve_checkpoint_path(dir_ + "/run");
+  const Result r = run("--checkpoint " + ckpt + " " + dir_ + "/digit0.png " + dir_ + "/digit1.png");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err, "");
+  EXPECT_TRUE(std::regex_match(
+      r.out,
+      std::regex(
+          dir_ +
+          R"(/digit0\.png: \d \(p=[01]\.\d{3}\)  top3: \d [01]\.\d{3}, \d [01]\.\d{3}, \d [01]\.\d{3}\n)" +
+          dir_ + R"(/digit1\.png: \d \(p=[01]\.\d{3}\)  top3: .*\n)")))
+      << r.out;
+  const Result show = run("--checkpoint " + ckpt + " --show " + dir_ + "/digit0.png");
+  ASSERT_EQ(show.code, 0);
+  EXPECT_EQ(lines(show.out), 1 + 28);
+  EXPECT_NE(show.out.find("@@"), std::string::npos);
+}
+
+TEST_F(PredictTest, IdxEvaluationPrintsAccuracyAndConfusionMatrix) {
+  const Result r = run("--checkpoint " + dir_ + "/run --idx " + dir_ + "/images-idx3-ubyte " +
+                       dir_ + "/labels-idx1-ubyte");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(std::regex_search(r.out, std::regex(R"(^accuracy [01]\.\d{4} \(\d+/12\)\n)")))
+      << r.out;
+  EXPECT_EQ(lines(r.out), 1 + 1 + 1 + 10);
+}
+
+TEST_F(PredictTest, WritePngWritesLoadableDigits) {
+  const Result r = run("--idx " + dir_ + "/images-idx3-ubyte " + dir_ +
+                       "/labels-idx1-ubyte --write-png " + dir_ + "/out --count 3");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(lines(r.out), 3);
+  const GrayImage g = load_image(dir_ + "/out/00002-label-2.png");
+  const GrayImage want = load_image(dir_ + "/digit2.png");
+  EXPECT_EQ(g.pixels, want.pixels);
+}
+
+TEST_F(PredictTest, BadInputsGiveOneLineAndExitCode2) {
+  const std::string ckpt = "--checkpoint " + dir_ + "/run ";
+  std::string damaged = slurp(resolve_checkpoint_path(dir_ + "/run"));
+  damaged[damaged.size() / 2] ^= 1;
+  fs::create_directories(dir_ + "/damaged");
+  std::ofstream(dir_ + "/damaged/ckpt-0000000001.pb", std::ios::binary) << damaged;
+
+  // Another model's weights under this run's config.
+  const Config cfg = load_config("configs/mnist.yaml");
+  const Config small = load_config("configs/mnist.yaml", {"model.layers[6].units=32"});
+  Model other(small.model);
+  other.init(1);
+  CheckpointData c;
+  save_model(other, nullptr, "", &c);
+  c.config_yaml = cfg.yaml;
+  write_checkpoint(dir_ + "/other.pb", c);
+
+  const struct {
+    std::string args, expect;
+  } cases[] = {
+      {ckpt + file("text.png", "hello, not a picture"), "text.png': not an image"},
+      {ckpt + file("empty.png", ""), "empty.png': empty file"},
+      {ckpt + file("huge.pgm", "P5\n100000 100000\n255\n"), "absurd dimensions"},
+      {ckpt + dir_ + "/nope.png", "nope.png': cannot open: No such file or directory"},
+      {"--checkpoint " + dir_ + "/missing " + dir_ + "/digit0.png",
+       "missing': no such file or directory"},
+      {"--checkpoint " + dir_ + "/damaged " + dir_ + "/digit0.png", "checksum mismatch (damaged)"},
+      {"--checkpoint " + dir_ + "/digit1.png " + dir_ + "/digit0.png", "not a dpcnn checkpoint"},
+      {"--checkpoint " + dir_ + "/other.pb " + dir_ + "/digit0.png", "is of another model"},
+      {ckpt, "nothing to predict"},
+      {ckpt + "--preprocess sideways " + dir_ + "/digit0.png", "--preprocess"},
+      {ckpt + "--idx " + dir_ + "/labels-idx1-ubyte " + dir_ + "/labels-idx1-ubyte",
+       "expected images"},
+  };
+  for (const auto& t : cases) {
+    const Result r = run(t.args);
+    EXPECT_EQ(r.code, 2) << t.args;
+    EXPECT_EQ(lines(r.err), 1) << t.args << "\n" << r.err;
+    EXPECT_EQ(r.err.rfind("dpcnn-predict: ", 0), 0u) << r.err;
+    EXPECT_NE(r.err.find(t.expect), std::string::npos) << t.args << "\n" << r.err;
+    EXPECT_EQ(r.out, "") << t.args;
+  }
+  // A bad file among good ones costs its own line; the good ones are answered.
+  const Result mixed =
+      run(ckpt + dir_ + "/digit0.png " + dir_ + "/text.png " + dir_ + "/digit1.png");
+  EXPECT_EQ(mixed.code, 2);
+  EXPECT_EQ(lines(mixed.err), 1);
+  EXPECT_EQ(lines(mixed.out), 2);
+}
+
+}  // namespace
+}  // namespace dpcnn

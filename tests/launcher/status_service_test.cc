@@ -1,0 +1,431 @@
+// The launcher's gRPC service against the real server over loopback, driven by
+// the real reporter (src/report) from a fake training loop: what a report
+// changes, the token rules, command delivery, WatchStatus, limits, and many
+// concurrent readers while a run reports. Also the process-group handling.
+#include "launcher/status_service.h"
+
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <grpcpp/generic/generic_stub.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "launcher/supervisor.h"
+#include "report/reporter.h"
+
+namespace dpcnn::launcher {
+namespace {
+
+namespace pb = dpcnn::v1;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+const char* kToken = "0123456789abcdef0123456789abcdef";
+
+class StatusServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    JobInfo info;
+    info.run_id = "test-run";
+    info.config_name = "test";
+    info.config_path = "configs/test.yaml";
+    info.batch_size = 32;
+    info.token = kToken;
+    service = std::make_unique<StatusService>(info);
+    grpc::ServerBuilder b;
+    int port = 0;
+    b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    b.SetMaxReceiveMessageSize(1 << 20);
+    service->register_with(b);
+    server = b.BuildAndStart();
+    ASSERT_TRUE(server);
+    ASSERT_GT(port, 0);
+    addr = "127.0.0.1:" + std::to_string(port);
+    channel = grpc::CreateChannel(addr, grpc::InsecureChannelCredentials());
+    stub = pb::Status::NewStub(channel);
+  }
+  void TearDown() override {
+    service->shutdown();
+    server->Shutdown(std::chrono::system_clock::now() + 2s);
+  }
+
+  std::unique_ptr<TrainingObserver> reporter(const std::string& token = kToken) {
+    ReporterOptions o;
+    o.interval = 50ms;
+    o.token = token;
+    return make_grpc_reporter(addr, "test-run", o);
+  }
+
+  pb::JobStatus get() {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 5s);
+    pb::JobStatus s;
+    EXPECT_TRUE(stub->GetStatus(&ctx, {}, &s).ok());
+    return s;
+  }
+
+  grpc::Status stop(const std::string& key, const std::string& value, size_t reason_len = 0) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 5s);
+    if (!key.empty()) ctx.AddMetadata(key, value);
+    pb::StopRequest req;
+    req.set_reason(std::string(reason_len, 'x'));
+    pb::StopReply reply;
+    return stub->Stop(&ctx, req, &reply);
+  }
+
+  // Waits until `pred(status)` holds (or 10 s).
+  template <class P>
+  pb::JobStatus wait_for(P pred) {
+    const auto until = Clock::now() + 10s;
+    pb::JobStatus s = get();
+    while (!pred(s) && Clock::now() < until) {
+      std::this_thread::sleep_for(20ms);
+      s = get();
+    }
+    return s;
+  }
+
+  std::unique_ptr<StatusService> service;
+  std::unique_ptr<grpc::Server> server;
+  std::string addr;
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<pb::Status::Stub> stub;
+};
+
+RunInfo run_info() {
+  RunInfo r;
+  r.name = "test";
+  r.ranks = 2;
+  r.hosts = {"h0", "h1"};
+  r.epochs = 2;
+  r.steps_per_epoch = 50;
+  r.total_steps = 100;
+  return r;
+}
+
+ProgressInfo progress(int64_t step) {
+  ProgressInfo p;
+  p.epoch = static_cast<int>(step / 50) + 1;
+  p.step_in_epoch = step % 50;
+  p.global_step = step;
+  p.total_steps = 100;
+  p.loss = 1.0 / (1 + step);
+  p.accuracy = 0.5;
+  p.images_per_sec = 3200;
+  return p;
+}
+
+TEST_F(StatusServiceTest, ReportsBecomeStatus) {
+  EXPECT_EQ(get().state(), pb::JOB_STATE_STARTING);
+  {
+    auto r = reporter();
+    r->on_start(run_info());
+    for (int64_t s = 1; s <= 60; ++s) r->on_progress(progress(s));
+    EpochMetrics m;
+    m.epoch = 1;
+    m.step = 50;
+    m.loss = 0.5;
+    m.accuracy = 0.8;
+    m.val_loss = 0.4;
+    m.val_accuracy = 0.9;
+    r->on_epoch_end(m);
+    r->on_checkpoint("runs/test/checkpoints/ckpt-50.pb", 50);
+    r->on_finish({0.3, 0.95, 203, 3000, false});
+  }  // the destructor flushes
+  const pb::JobStatus s = get();
+  EXPECT_EQ(s.state(), pb::JOB_STATE_RUNNING);
+  EXPECT_EQ(s.ranks(), 2);
+  ASSERT_EQ(s.hosts_size(), 2);
+  EXPECT_EQ(s.hosts(1), "h1");
+  EXPECT_EQ(s.step(), 60);
+  EXPECT_EQ(s.total_steps(), 100);
+  EXPECT_EQ(s.epoch(), 2);
+  ASSERT_EQ(s.history_size(), 1);
+  EXPECT_DOUBLE_EQ(s.history(0).val_accuracy(), 0.9);
+  EXPECT_EQ(s.last_checkpoint(), "runs/test/checkpoints/ckpt-50.pb");
+  EXPECT_EQ(s.last_checkpoint_step(), 50);
+  EXPECT_TRUE(s.has_result());
+  EXPECT_DOUBLE_EQ(s.test_accuracy(), 0.95);
+  // 40 steps of 32 images left at 3200 images/s.
+  EXPECT_NEAR(s.eta_seconds(), 40 * 32 / 3200.0, 1e-9);
+  EXPECT_TRUE(service->health().ever_stepped);
+  EXPECT_TRUE(service->health().finished);
+}
+
+TEST_F(StatusServiceTest, ReportsNeedTheRunTokenAndRunId) {
+  {
+    auto r = reporter("wrong-token");
+    r->on_start(run_info());
+    r->on_progress(progress(5));
+  }
+  EXPECT_EQ(get().step(), 0);
+  EXPECT_FALSE(service->health().reported);
+
+  auto rep = pb::Reporter::NewStub(channel);
+  auto report = [&](const std::string& key, const std::string& value, const std::string& run) {
+    grpc::ClientContext ctx;
+    if (!key.empty()) ctx.AddMetadata(key, value);
+    pb::ReportRequest req;
+    req.set_run_id(run);
+    pb::ReportReply reply;
+    return rep->Report(&ctx, req, &reply).error_code();
+  };
+  EXPECT_EQ(report("", "", "test-run"), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(report("authorization", "Basic abc", "test-run"), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(report("authorization", "Bearer nope", "test-run"),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(report("authorization", std::string("Bearer ") + kToken, "other-run"),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(report("x-dpcnn-token", kToken, "test-run"), grpc::StatusCode::OK);
+}
+
+TEST_F(StatusServiceTest, StopNeedsTheTokenAndReachesTheWorker) {
+  auto r = reporter();
+  r->on_start(run_info());
+  r->on_progress(progress(3));
+  wait_for([](const pb::JobStatus& s) { return s.step() == 3; });
+
+  EXPECT_EQ(stop("", "").error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(stop("authorization", "Bearer ").error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(stop("authorization", "Bearer 0123").error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(stop("x-dpcnn-token", std::string(kToken) + "0").error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  // Refused calls change nothing.
+  std::this_thread::sleep_for(200ms);
+  EXPECT_FALSE(service->health().stop_requested);
+  EXPECT_EQ(get().state(), pb::JOB_STATE_RUNNING);
+  EXPECT_EQ(r->poll_command(), Command::kNone);
+
+  EXPECT_TRUE(stop("authorization", std::string("Bearer ") + kToken).ok());
+  EXPECT_TRUE(service->health().stop_requested);
+  EXPECT_EQ(get().state(), pb::JOB_STATE_STOPPING);
+  const auto until = Clock::now() + 5s;
+  Command c = Command::kNone;
+  while ((c = r->poll_command()) == Command::kNone && Clock::now() < until)
+    std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(c, Command::kStop);
+  EXPECT_EQ(r->poll_command(), Command::kStop);  // stays until the trainer ends
+}
+
+TEST_F(StatusServiceTest, CheckpointCommandIsDeliveredOnce) {
+  auto r = reporter();
+  r->on_start(run_info());
+  grpc::ClientContext bad;
+  pb::CheckpointReply reply;
+  EXPECT_EQ(stub->Checkpoint(&bad, {}, &reply).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", std::string("Bearer ") + kToken);
+  ASSERT_TRUE(stub->Checkpoint(&ctx, {}, &reply).ok());
+  const auto until = Clock::now() + 5s;
+  Command c = Command::kNone;
+  while ((c = r->poll_command()) == Command::kNone && Clock::now() < until)
+    std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(c, Command::kCheckpoint);
+  std::this_thread::sleep_for(200ms);  // several more reports
+  EXPECT_EQ(r->poll_command(), Command::kNone);
+}
+
+TEST_F(StatusServiceTest, OversizedAndBadRequestsGetErrorCodes) {
+  EXPECT_EQ(stop("authorization", std::string("Bearer ") + kToken, 2 << 20).error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(stop("authorization", std::string("Bearer ") + kToken, 5000).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_FALSE(service->health().stop_requested);
+  // Garbage bytes where a message should be.
+  grpc::GenericStub generic(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + 5s);
+  const char junk[] = "\xff\xff\xff\xff\xff";
+  grpc::Slice slice(junk, sizeof junk - 1);
+  grpc::ByteBuffer req(&slice, 1), resp;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  grpc::Status st;
+  generic.UnaryCall(&ctx, "/dpcnn.v1.Status/GetStatus", grpc::StubOptions(), &req, &resp,
+                    [&](grpc::Status s) {
+                      std::lock_guard l(mu);
+                      st = s, done = true;
+                      cv.notify_one();
+                    });
+  std::unique_lock l(mu);
+  cv.wait(l, [&] { return done; });
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INTERNAL);  // unparsable request
+}
+
+TEST_F(StatusServiceTest, WatchStreamsGrowingStepsAndEndsWithTheJob) {
+  std::vector<int64_t> steps;
+  pb::JobState last = pb::JOB_STATE_UNSPECIFIED;
+  std::thread watcher([&] {
+    grpc::ClientContext ctx;
+    pb::WatchStatusRequest req;
+    req.set_min_interval_ms(100);
+    auto reader = stub->WatchStatus(&ctx, req);
+    pb::JobStatus s;
+    while (reader->Read(&s)) steps.push_back(s.step()), last = s.state();
+    EXPECT_TRUE(reader->Finish().ok());
+  });
+  {
+    auto r = reporter();
+    r->on_start(run_info());
+    for (int64_t s = 1; s <= 100; ++s) {
+      r->on_progress(progress(s));
+      std::this_thread::sleep_for(15ms);
+    }
+  }
+  service->set_state(pb::JOB_STATE_FINISHED, "finished");
+  watcher.join();
+  EXPECT_EQ(last, pb::JOB_STATE_FINISHED);
+  ASSERT_GE(steps.size(), 5u);
+  EXPECT_TRUE(std::is_sorted(steps.begin(), steps.end()));
+  EXPECT_EQ(steps.back(), 100);
+  EXPECT_LT(steps.size(), 40u);  // rate-limited: 1.5 s at >= 100 ms per update
+}
+
+// 20 watchers and 1,000 GetStatus calls while a run reports: none fails.
+TEST_F(StatusServiceTest, ManyConcurrentReadersDuringARun) {
+  std::atomic<int> failures{0}, updates{0}, gets{0};
+  std::vector<std::thread> threads;
+  for (int w = 0; w < 20; ++w)
+    threads.emplace_back([&] {
+      grpc::ClientContext ctx;
+      pb::WatchStatusRequest req;
+      req.set_min_interval_ms(100);
+      auto reader = stub->WatchStatus(&ctx, req);
+      pb::JobStatus s;
+      while (reader->Read(&s)) ++updates;
+      if (!reader->Finish().ok() || s.state() != pb::JOB_STATE_FINISHED) ++failures;
+    });
+  std::atomic<bool> reporting{true};
+  std::thread trainer([&] {
+    auto r = reporter();
+    r->on_start(run_info());
+    for (int64_t s = 1; reporting; ++s) {
+      r->on_progress(progress(s));
+      std::this_thread::sleep_for(2ms);
+    }
+  });
+  for (int g = 0; g < 4; ++g)
+    threads.emplace_back([&] {
+      auto own = pb::Status::NewStub(grpc::CreateChannel(addr, grpc::InsecureChannelCredentials()));
+      for (int i = 0; i < 250; ++i) {
+        grpc::ClientContext ctx;
+        ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+        pb::JobStatus s;
+        if (own->GetStatus(&ctx, {}, &s).ok())
+          ++gets;
+        else
+          ++failures;
+      }
+    });
+  for (size_t i = 20; i < threads.size(); ++i) threads[i].join();
+  reporting = false;
+  trainer.join();
+  service->set_state(pb::JOB_STATE_FINISHED, "finished");
+  for (size_t i = 0; i < 20; ++i) threads[i].join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(gets.load(), 1000);
+  EXPECT_GE(updates.load(), 40);  // every watcher saw several updates
+}
+
+// An unreachable launcher costs the training thread nothing.
+TEST(Reporter, UnreachableLauncherDoesNotSlowTraining) {
+  ReporterOptions o;
+  o.interval = 20ms;
+  o.token = kToken;
+  const auto t0 = Clock::now();
+  {
+    auto r = make_grpc_reporter("127.0.0.1:1", "x", o);  // nothing listens on port 1
+    r->on_start(run_info());
+    const auto s0 = Clock::now();
+    for (int64_t s = 1; s <= 100000; ++s) {
+      r->on_progress(progress(s));
+      if (s % 1000 == 0) r->on_epoch_end(EpochMetrics{});
+      EXPECT_EQ(r->poll_command(), Command::kNone);
+    }
+    EXPECT_LT(std::chrono::duration<double>(Clock::now() - s0).count(), 1.0);
+    r->on_finish({});
+  }
+  EXPECT_LT(std::chrono::duration<double>(Clock::now() - t0).count(), 5.0);
+}
+
+TEST(Launcher, LoopbackAddresses) {
+  EXPECT_TRUE(is_loopback_address("127.0.0.1:50051"));
+  EXPECT_TRUE(is_loopback_address("127.1.2.3:0"));
+  EXPECT_TRUE(is_loopback_address("localhost:50051"));
+  EXPECT_TRUE(is_loopback_address("[::1]:50051"));
+  EXPECT_FALSE(is_loopback_address("0.0.0.0:50051"));
+  EXPECT_FALSE(is_loopback_address("[::]:50051"));
+  EXPECT_FALSE(is_loopback_address("10.0.0.1:50051"));
+  EXPECT_FALSE(is_loopback_address("127.example.com:1"));  // documented: a name, not 127/8
+}
+
+TEST(Launcher, MpirunCommand) {
+  LaunchOptions o;
+  o.mpirun = "/usr/bin/mpirun";
+  o.np = 3;
+  o.hostfile = "hosts";
+  o.train_bin = "bin/dpcnn-train";
+  o.config_path = "c.yaml";
+  o.sets = {"train.epochs=1"};
+  o.report_to = "127.0.0.1:5";
+  o.run_id = "r";
+  o.token = "secret";
+  auto a = mpirun_command(o, false);
+  std::string joined;
+  for (auto& s : a) joined += s + " ";
+  EXPECT_NE(joined.find("--oversubscribe"), std::string::npos);
+  EXPECT_EQ(joined.find("--allow-run-as-root") != std::string::npos, geteuid() == 0);
+  EXPECT_NE(joined.find("--hostfile hosts -np 3 bin/dpcnn-train --config c.yaml --set "
+                        "train.epochs=1 --report-to 127.0.0.1:5 --run-id r "),
+            std::string::npos);
+  EXPECT_EQ(joined.find("secret"), std::string::npos);  // the token goes by environment
+  EXPECT_EQ(joined.find("--resume"), std::string::npos);
+  a = mpirun_command(o, true);
+  EXPECT_EQ(a[a.size() - 2], "--resume");
+  EXPECT_EQ(a.back(), "auto");
+}
+
+bool alive(pid_t p) { return kill(p, 0) == 0; }
+
+// terminate() reaches every process of the group, including one that ignores
+// SIGTERM, and the token travels in the environment.
+TEST(ProcessGroup, TerminateKillsTheWholeGroup) {
+  prctl(PR_SET_CHILD_SUBREAPER, 1);  // as the launcher: orphans are ours to reap
+  const std::string pidfile = ::testing::TempDir() + "/pg-" + std::to_string(getpid());
+  ProcessGroup g({"/bin/sh", "-c",
+                  "trap '' TERM; (trap '' TERM; sleep 60) & echo $! > " + pidfile +
+                      "; echo token=$DPCNN_RUN_TOKEN; sleep 60"},
+                 {"DPCNN_RUN_TOKEN=abc"});
+  char buf[256] = {};
+  std::string out;
+  while (out.find('\n') == std::string::npos) {
+    const ssize_t n = read(g.stdout_fd(), buf, sizeof buf);
+    ASSERT_GT(n, 0);
+    out.append(buf, n);
+  }
+  EXPECT_EQ(out, "token=abc\n");
+  pid_t grandchild = 0;
+  FILE* f = fopen(pidfile.c_str(), "r");
+  ASSERT_TRUE(f);
+  ASSERT_EQ(fscanf(f, "%d", &grandchild), 1);
+  fclose(f);
+  EXPECT_FALSE(g.exited());
+  const auto t0 = Clock::now();
+  g.terminate(300ms);
+  EXPECT_LT(std::chrono::duration<double>(Clock::now() - t0).count(), 3.0);
+  EXPECT_FALSE(alive(g.pid()));
+  for (int i = 0; i < 50 && alive(grandchild); ++i) std::this_thread::sleep_for(20ms);
+  EXPECT_FALSE(alive(grandchild));
+  unlink(pidfile.c_str());
+}
+
+}  // namespace
+}  // namespace dpcnn::launcher
