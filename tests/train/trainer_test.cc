@@ -97,5 +97,53 @@ TEST_F(TrainerTest, LastPartialBatchIsTrainedNotDropped) {
   EXPECT_EQ(t.global_step(), 4);  // 32 + 32 + 32 + 4
 }
 
+// Stop after step k (here: max_steps, which checkpoints where it ends), resume,
+// and finish: the weights are bit-identical to an uninterrupted run. k falls
+// mid-epoch, so the resumed run must restart inside the epoch's order.
+TEST_F(TrainerTest, ResumeMidEpochIsBitIdentical) {
+  const std::string dir = testing::synthetic_mnist_dir();
+  auto run = [&](const std::string& name, int max_steps, const std::string& resume) {
+    Config cfg =
+        load_config("configs/mnist.yaml", {"data.dir=" + dir, "train.epochs=3", "train.eval=false",
+                                           "runs_dir=" + runs.string(), "name=" + name,
+                                           "train.max_steps=" + std::to_string(max_steps)});
+    auto comm = make_self_communicator();
+    const DataSplit data = load_mnist_dir(cfg.data.dir);
+    TrainerOptions opts;
+    opts.resume = resume;
+    Trainer t(cfg, *comm, data, opts);
+    t.run();
+    return std::vector<float>(t.model().params(), t.model().params() + t.model().param_count());
+  };
+  const auto whole = run("whole", 20, "");
+  run("split", 11, "");  // 11 = one epoch of 8 steps + 3
+  EXPECT_TRUE(fs::exists(runs / "split" / "checkpoints" / "ckpt-0000000011.pb"));
+  const auto resumed = run("split", 20, "auto");
+  EXPECT_EQ(whole, resumed);
+  // The metrics log holds the history up to the checkpoint, then the rest.
+  std::ifstream metrics(runs / "split" / "metrics.jsonl");
+  int lines = 0;
+  for (std::string line; std::getline(metrics, line);) ++lines;
+  EXPECT_EQ(lines, 4);  // epoch 1, the partial epoch 2 of the first run, then 2 and 3
+}
+
+TEST_F(TrainerTest, ResumeFromDamagedExplicitPathIsAnError) {
+  const std::string dir = testing::synthetic_mnist_dir();
+  fs::create_directories(runs);
+  const std::string bad = (runs / "bad.pb").string();
+  std::ofstream(bad) << "not a checkpoint";
+  Config cfg = load_config("configs/mnist.yaml", {"data.dir=" + dir, "runs_dir=" + runs.string()});
+  auto comm = make_self_communicator();
+  const DataSplit data = load_mnist_dir(cfg.data.dir);
+  TrainerOptions opts;
+  opts.resume = bad;
+  try {
+    Trainer t(cfg, *comm, data, opts);
+    FAIL() << "a damaged checkpoint was loaded";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("bad.pb"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace dpcnn
