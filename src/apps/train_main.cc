@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "data/dataset.h"
 #include "report/reporter.h"
+#include "train/load_data.h"
 #include "train/trainer.h"
 
 namespace {
@@ -95,7 +96,7 @@ int main(int argc, char** argv) {
     if (comm->rank() == 0)
       std::printf("dpcnn-train: %s, %d rank(s) x %d thread(s), global batch %d\n", cfg.name.c_str(),
                   comm->size(), threads, cfg.train.batch_size);
-    const dpcnn::DataSplit data = dpcnn::load_mnist_dir(cfg.data.dir, cfg.model.classes);
+    const dpcnn::DataSplit data = dpcnn::load_job_data(cfg, *comm);
     opts.live_progress = progress == "bar" || (progress == "auto" && isatty(STDOUT_FILENO) && !mpi);
     std::unique_ptr<dpcnn::TrainingObserver> reporter;
     if (!report_to.empty() && comm->rank() == 0) {

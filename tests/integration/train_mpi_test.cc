@@ -173,6 +173,28 @@ TEST_F(TrainMpi, FailingRankEndsTheJobPromptly) {
   EXPECT_NE(r.output.find("missing"), std::string::npos) << r.output;
 }
 
+// data.broadcast: only rank 0 has the files (as on hosts without a shared
+// filesystem); the job trains exactly as if every rank had read them.
+TEST_F(TrainMpi, BroadcastDataNeedsFilesOnRankZeroOnly) {
+  const std::string sets = "train.max_steps=12 train.epochs=10 train.eval=false";
+  std::vector<float> local, shared;
+  ASSERT_EQ(train(2, "configs/mnist.yaml", sets, &local).status, 0);
+  const std::string out = (tmp / "shared.bin").string();
+  const std::string cmd =
+      std::string(DPCNN_SOURCE_DIR) +
+      "/scripts/mpirun.sh -np 2 sh -c 'if [ \"$OMPI_COMM_WORLD_RANK\" = 1 ]; then d=" +
+      tmp.string() + "/missing; else d=" + data + "; fi; exec " + DPCNN_BIN_DIR +
+      "/dpcnn-train --config configs/mnist.yaml --set data.dir=$d data.broadcast=true runs_dir=" +
+      tmp.string() + " distributed.threads_per_rank=1 " + sets + " --save-params " + out + "'";
+  Result r = sh(cmd);
+  ASSERT_EQ(r.status, 0) << r.output;
+  std::ifstream f(out, std::ios::binary);
+  std::vector<char> bytes((std::istreambuf_iterator<char>(f)), {});
+  shared.resize(bytes.size() / sizeof(float));
+  std::memcpy(shared.data(), bytes.data(), bytes.size());
+  EXPECT_EQ(local, shared);
+}
+
 TEST_F(TrainMpi, BatchSmallerThanRankCountIsAnError) {
   Result r = train(4, "configs/mnist.yaml", "train.batch_size=3");
   EXPECT_NE(r.status, 0);
