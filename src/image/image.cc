@@ -169,6 +169,24 @@ const char* pnm_problem(const uint8_t* d, size_t n, bool check_length) {
   return nullptr;
 }
 
+// stb_image grows its buffer for a PNG's compressed data to whatever an IDAT
+// chunk's length field says before reading it, so 100 bytes can make it
+// allocate 2 GB. stb reads chunks strictly in sequence, as here; a chunk that
+// runs past the end of the file makes the file truncated, whatever stb would do.
+const char* png_problem(const uint8_t* d, size_t n) {
+  static const uint8_t kSig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  if (n < 8 || std::memcmp(d, kSig, 8) != 0) return nullptr;
+  for (size_t p = 8; p < n;) {
+    if (n - p < 12) return "truncated PNG";
+    const uint64_t len =
+        static_cast<uint64_t>(d[p]) << 24 | d[p + 1] << 16 | d[p + 2] << 8 | d[p + 3];
+    if (len > n - p - 12) return "truncated PNG (a chunk runs past the end of the file)";
+    if (std::memcmp(d + p + 4, "IEND", 4) == 0) return nullptr;
+    p += 12 + len;
+  }
+  return "truncated PNG (no IEND chunk)";
+}
+
 }  // namespace
 
 GrayImage load_image_from_memory(const uint8_t* data, size_t size, const std::string& name,
@@ -178,6 +196,7 @@ GrayImage load_image_from_memory(const uint8_t* data, size_t size, const std::st
     throw bad(name, "file too large (" + std::to_string(size) + " bytes; limit " +
                         std::to_string(limits.max_file_bytes) + ")");
   if (const char* why = pnm_problem(data, size, false)) throw bad(name, why);
+  if (const char* why = png_problem(data, size)) throw bad(name, why);
   if (jpeg_with_oversized_huffman_table(data, size))
     throw bad(name, "damaged JPEG (a Huffman table of more than 256 codes)");
   const int len = static_cast<int>(size);

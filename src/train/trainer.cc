@@ -57,7 +57,7 @@ Trainer::Trainer(const Config& cfg, Communicator& comm, const DataSplit& data,
   } else {
     comm_.broadcast(model_.params(), model_.param_count() * sizeof(float), 0);
     comm_.broadcast(model_.state(), model_.state_count() * sizeof(float), 0);
-    if (comm_.rank() == 0) std::filesystem::remove(run_dir_ + "/metrics.jsonl");  // a fresh log
+    if (comm_.rank() == 0) start_fresh_run_dir();
   }
   reducer_ = comm_.make_reducer(model_.grads(), model_.param_count(),
                                 static_cast<size_t>(cfg.distributed.bucket_kb) * 1024,
@@ -65,6 +65,21 @@ Trainer::Trainer(const Config& cfg, Communicator& comm, const DataSplit& data,
   const int per_rank = rank_slice(b, 0, comm.size()).n;
   x_.resize(static_cast<size_t>(per_rank) * model_.input_size());
   y_.resize(per_rank);
+}
+
+// A fresh run must not mix with an earlier run's files: its checkpoints would
+// look newer than ours to --resume auto. They are kept one generation back.
+void Trainer::start_fresh_run_dir() {
+  namespace fs = std::filesystem;
+  fs::remove(run_dir_ + "/metrics.jsonl");
+  const fs::path ckpt = run_dir_ + "/checkpoints", prev = run_dir_ + "/checkpoints.prev";
+  if (fs::exists(ckpt) && !fs::is_empty(ckpt)) {
+    fs::remove_all(prev);
+    fs::rename(ckpt, prev);
+    std::printf(
+        "a fresh run: moved the earlier run's checkpoints to %s (use --resume to continue it)\n",
+        prev.c_str());
+  }
 }
 
 void Trainer::record_times(Clock::time_point t0, Clock::time_point t1, Clock::time_point t2,

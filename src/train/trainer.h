@@ -77,6 +77,7 @@ class Trainer {
   void check_replicas_agree(int epoch);
   void record_times(Clock::time_point t0, Clock::time_point t1, Clock::time_point t2,
                     Clock::time_point t3, int64_t images);
+  void start_fresh_run_dir();
   // trainer_checkpoint.cc
   void save_checkpoint(int epoch, int64_t step_in_epoch);
   void resume(const std::string& what);

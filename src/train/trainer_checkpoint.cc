@@ -65,7 +65,7 @@ void Trainer::resume(const std::string& what) {
       c = read_checkpoint(path);
     }
     if (found) {
-      load_model(c, path, &model_, opt_.get());
+      load_model(c, path, &model_, opt_.get(), cfg_.optimizer.type);
       pos[0] = 1;
       pos[1] = c.epoch;
       pos[2] = c.step_in_epoch;

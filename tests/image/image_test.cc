@@ -119,7 +119,18 @@ TEST_F(ImageTest, BadFilesGetOneLineNamingThem) {
   std::ifstream in(dir_ + "/full.png", std::ios::binary);
   const std::string bytes((std::istreambuf_iterator<char>(in)), {});
   const std::string cut = file("cut.png", bytes.substr(0, bytes.size() / 2));
-  EXPECT_EQ(error_of(cut).rfind("image '" + cut + "': cannot decode (", 0), 0u) << error_of(cut);
+  EXPECT_EQ(error_of(cut),
+            "image '" + cut + "': truncated PNG (a chunk runs past the end of the file)");
+  // A JPEG without its Huffman tables: stb's own decoder says why.
+  write_image(dir_ + "/full.jpg", rgb.data(), 24, 16, 3);
+  std::ifstream jin(dir_ + "/full.jpg", std::ios::binary);
+  std::string jpg((std::istreambuf_iterator<char>(jin)), {});
+  const size_t dht = jpg.find("\xff\xc4");
+  ASSERT_NE(dht, std::string::npos);
+  jpg[dht + 1] = '\xfe';  // DHT becomes a comment
+  const std::string nodht = file("nodht.jpg", jpg);
+  EXPECT_EQ(error_of(nodht).rfind("image '" + nodht + "': cannot decode (", 0), 0u)
+      << error_of(nodht);
 }
 
 TEST_F(ImageTest, JpegThatOverflowsStbsHuffmanTableIsRefused) {
