@@ -386,6 +386,12 @@ int Supervisor::run() {
     const Attempt a = run_attempt(attempt, resume);
     const AttemptHealth h = service_.health();
     const bool ok = a.stalled.empty() && WIFEXITED(a.status) && WEXITSTATUS(a.status) == 0;
+    if (signals_.load() >= 2) {
+      service_.set_state(pb::JOB_STATE_FAILED, "killed by a second signal",
+                         "killed without a final checkpoint");
+      console_.say("killed by a second signal (no final checkpoint)");
+      return 130;
+    }
     if (h.stop_requested) {
       const std::string how =
           ok ? "stopped cleanly"

@@ -70,7 +70,8 @@ class Supervisor {
  public:
   Supervisor(LaunchOptions options, StatusService& service, Console& console);
   // Runs attempts until the job finishes, is stopped, or fails for good.
-  // Returns the launcher's exit code: 0 finished or stopped, 1 failed.
+  // Returns the launcher's exit code: 0 finished or stopped, 1 failed, 130
+  // killed by a second signal.
   int run();
   // First SIGINT/SIGTERM: stop cleanly (checkpoint, exit 0). Second: kill now.
   void on_signal(int sig);

