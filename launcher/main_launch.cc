@@ -56,6 +56,14 @@ void write_secret(const std::string& path, const std::string& text) {
     throw std::runtime_error("cannot write '" + path + "': " + strerror(errno));
 }
 
+std::string read_pem(const std::string& path, const std::string& key) {
+  std::ifstream f(path);
+  std::string text((std::istreambuf_iterator<char>(f)), {});
+  if (!f || text.find("-----BEGIN") == std::string::npos)
+    throw UsageError(key + ": cannot read a PEM file at '" + path + "'");
+  return text;
+}
+
 void write_text(const std::string& path, const std::string& text) {
   const std::string tmp = path + ".tmp";
   {
@@ -123,11 +131,24 @@ int main(int argc, char** argv) {
     } catch (const std::exception& e) {
       throw UsageError(e.what());
     }
-    if (!dpcnn::launcher::is_loopback_address(cfg.status.listen) && !insecure)
+    // TLS when status.tls_cert/tls_key are set; off loopback it is required
+    // (the token would otherwise cross the network in clear) unless --insecure.
+    const bool tls = !cfg.status.tls_cert.empty() || !cfg.status.tls_key.empty();
+    if (tls && (cfg.status.tls_cert.empty() || cfg.status.tls_key.empty()))
+      throw UsageError("status.tls_cert and status.tls_key must be given together");
+    if (!dpcnn::launcher::is_loopback_address(cfg.status.listen) && !tls && !insecure)
       throw UsageError("status.listen '" + cfg.status.listen +
-                       "' is not a loopback address and TLS is not supported yet: anyone on the "
-                       "network could read the job's status and see the token in transit; pass "
-                       "--insecure to accept that");
+                       "' is not a loopback address: set status.tls_cert and status.tls_key "
+                       "(PEM) to serve TLS, or pass --insecure to accept that anyone on the "
+                       "network can read the job's status and see the token in transit");
+    std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials();
+    if (tls) {
+      grpc::SslServerCredentialsOptions ssl;
+      ssl.pem_key_cert_pairs.push_back({read_pem(cfg.status.tls_key, "status.tls_key"),
+                                        read_pem(cfg.status.tls_cert, "status.tls_cert")});
+      creds = grpc::SslServerCredentials(ssl);
+      opt.tls_ca = fs::absolute(cfg.status.tls_cert).string();  // workers trust our certificate
+    }
     opt.mpirun = dpcnn::launcher::find_executable("mpirun");
     if (opt.mpirun.empty())
       throw UsageError("mpirun not found on PATH (apt-get install openmpi-bin)");
@@ -155,7 +176,7 @@ int main(int argc, char** argv) {
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
     grpc::ServerBuilder builder;
     int port = 0;
-    builder.AddListeningPort(cfg.status.listen, grpc::InsecureServerCredentials(), &port);
+    builder.AddListeningPort(cfg.status.listen, creds, &port);
     builder.SetMaxReceiveMessageSize(1 << 20);  // requests are tiny; refuse floods
     service->register_with(builder);
     server = builder.BuildAndStart();
@@ -167,6 +188,11 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
     addr_file = run_dir + "/status.addr";
     write_text(addr_file, addr + "\n");
+    // dpcnn-status finds the certificate to trust here (absent: plaintext).
+    if (tls)
+      write_text(run_dir + "/status.ca", opt.tls_ca + "\n");
+    else
+      fs::remove(run_dir + "/status.ca");
 
     opt.np = np;
     opt.hostfile = hostfile;

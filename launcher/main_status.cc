@@ -133,6 +133,9 @@ int main(int argc, char** argv) {
   app.add_flag("--checkpoint", checkpoint, "write a checkpoint now (needs the run token)")
       ->excludes(stop_opt);
   app.add_option("--timeout", timeout, "seconds to wait for the launcher");
+  std::string tls_ca;
+  app.add_option("--tls-ca", tls_ca,
+                 "PEM certificate to trust for a TLS launcher (default: the run's status.ca)");
   CLI11_PARSE(app, argc, argv);
 
   fs::path run_dir = run;
@@ -159,7 +162,19 @@ int main(int argc, char** argv) {
       if (read_first_line(d / "status.addr") == addr) run_dir = d;
   }
 
-  auto stub = pb::Status::NewStub(grpc::CreateChannel(addr, grpc::InsecureChannelCredentials()));
+  if (tls_ca.empty() && !run_dir.empty()) tls_ca = read_first_line(run_dir / "status.ca");
+  std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
+  if (!tls_ca.empty()) {
+    std::ifstream f(tls_ca);
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs.assign(std::istreambuf_iterator<char>(f), {});
+    if (!f || ssl.pem_root_certs.empty()) {
+      std::fprintf(stderr, "dpcnn-status: cannot read the certificate '%s'\n", tls_ca.c_str());
+      return 1;
+    }
+    creds = grpc::SslCredentials(ssl);
+  }
+  auto stub = pb::Status::NewStub(grpc::CreateChannel(addr, creds));
   auto deadline = [&] {
     return std::chrono::system_clock::now() + std::chrono::milliseconds(int64_t(timeout * 1000));
   };

@@ -323,7 +323,9 @@ Supervisor::Attempt Supervisor::run_attempt(int attempt, bool resume) {
   std::string cmd;
   for (const auto& a : argv) cmd += (cmd.empty() ? "" : " ") + a;
   console_.say("attempt " + std::to_string(attempt) + ": " + cmd);
-  ProcessGroup group(argv, {"DPCNN_RUN_TOKEN=" + opt_.token});
+  std::vector<std::string> env = {"DPCNN_RUN_TOKEN=" + opt_.token};
+  if (!opt_.tls_ca.empty()) env.push_back("DPCNN_TLS_CA=" + opt_.tls_ca);
+  ProcessGroup group(argv, env);
   OutputPump pump(group.stdout_fd(), group.stderr_fd(), console_);
   Attempt a;
   pb::JobStatus shown = service_.snapshot();

@@ -57,6 +57,7 @@ struct LaunchOptions {
   std::string config_path;
   std::vector<std::string> sets;
   std::string report_to, run_id, token;
+  std::string tls_ca;  // certificate the workers trust when the service serves TLS
   int max_restarts = 3;
   int stall_timeout_s = 120;
   std::chrono::milliseconds kill_grace{3000};

@@ -5,7 +5,7 @@
 #   scripts/bootstrap.sh [--bench]    --bench adds the PyTorch peer for benchmarks
 set -euo pipefail
 
-packages=(cmake g++ make pkg-config git ca-certificates curl
+packages=(cmake g++ make pkg-config git ca-certificates curl openssl
   libopenmpi-dev openmpi-bin libdnnl-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libyaml-cpp-dev libgtest-dev zlib1g-dev libstb-dev libcli11-dev libssl-dev

@@ -6,6 +6,8 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <mutex>
 #include <thread>
 
@@ -27,14 +29,24 @@ void merge_report(pb::ReportRequest& older, const pb::ReportRequest& newer) {
   if (newer.has_finish()) *older.mutable_finish() = newer.finish();
 }
 
+// TLS when the launcher serves it: it passes the certificate to trust in
+// $DPCNN_TLS_CA (a path), like the token, through the environment.
+std::shared_ptr<grpc::ChannelCredentials> channel_credentials() {
+  const char* ca = std::getenv("DPCNN_TLS_CA");
+  if (!ca || !*ca) return grpc::InsecureChannelCredentials();
+  std::ifstream f(ca);
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs.assign(std::istreambuf_iterator<char>(f), {});
+  return grpc::SslCredentials(ssl);
+}
+
 class GrpcReporter final : public TrainingObserver {
  public:
   GrpcReporter(const std::string& address, const std::string& run_id, const ReporterOptions& opt)
       : address_(address),
         run_id_(run_id),
         opt_(opt),
-        stub_(pb::Reporter::NewStub(
-            grpc::CreateChannel(address, grpc::InsecureChannelCredentials()))),
+        stub_(pb::Reporter::NewStub(grpc::CreateChannel(address, channel_credentials()))),
         thread_([this] { loop(); }) {}
 
   ~GrpcReporter() override {

@@ -258,6 +258,36 @@ TEST_F(Launch, NonLoopbackListenNeedsInsecure) {
   EXPECT_NE(log().find("--insecure"), std::string::npos) << log();
 }
 
+// status.tls_cert/tls_key: the service speaks TLS only; the workers' reporter
+// and dpcnn-status trust the run's certificate; a plaintext client is refused.
+TEST_F(Launch, TlsServiceWithReportingWorkers) {
+  const fs::path key = tmp / "key.pem", cert = tmp / "cert.pem";
+  ASSERT_EQ(std::system(("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
+                         "-addext subjectAltName=IP:127.0.0.1 -keyout " +
+                         key.string() + " -out " + cert.string() + " 2>/dev/null")
+                            .c_str()),
+            0);
+  start("--set train.epochs=2 --set status.tls_cert=" + cert.string() +
+        " --set status.tls_key=" + key.string());
+  connect();  // plaintext stub: must not get through
+  bool ok = true;
+  get(&ok);
+  EXPECT_FALSE(ok);
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = slurp(cert);
+  stub = pb::Status::NewStub(grpc::CreateChannel(addr, grpc::SslCredentials(ssl)));
+  const pb::JobStatus s = wait_for([](const pb::JobStatus& s) { return s.step() > 0; });
+  EXPECT_GT(s.step(), 0) << log();  // progress arrived from rank 0 over TLS
+  EXPECT_EQ(slurp(run_dir / "status.ca"), fs::absolute(cert).string() + "\n");
+  std::string out;
+  EXPECT_EQ(
+      run_sync(std::string(DPCNN_BIN_DIR) + "/dpcnn-status --json --run " + run_dir.string(), &out),
+      0)
+      << out;
+  EXPECT_NE(out.find("\"step\""), std::string::npos) << out;
+  EXPECT_EQ(wait_exit(), 0) << log();
+}
+
 TEST_F(Launch, FailureBeforeTheFirstStepIsNotRetried) {
   start("--set data.dir=" + (tmp / "no-such-data").string());
   EXPECT_EQ(wait_exit(), 1);

@@ -1,0 +1,335 @@
+// Several hosts, on one machine: each test brings up a private virtual cluster
+// (cluster/vcluster.sh: two network namespaces h1 and h2 with their own
+// addresses, hostnames and cores, joined by a bridge) and runs the real worker
+// across it under real mpirun, over TCP, as on a cluster of machines. Checked:
+// ranks land on different hosts, training over TCP gives the single-host
+// model, data.broadcast works across hosts, and a host whose cable is pulled
+// ends the job promptly (and the launcher restarts it once the cable is back).
+//
+// Needs root and permission to create network namespaces; skipped otherwise.
+// Each test uses its own cluster name (dpt<pid>), so a leftover of a crashed
+// run is not in the way; leftovers of dead test processes are removed.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include "../integration/synthetic_data.h"
+
+namespace dpcnn {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+const std::string kSrc = DPCNN_SOURCE_DIR;
+const std::string kBin = DPCNN_BIN_DIR;
+const std::string kTrainSets =
+    "train.max_steps=50 train.epochs=10 train.eval=false optimizer.type=sgd "
+    "optimizer.learning_rate=0.05 optimizer.momentum=0.9 distributed.threads_per_rank=1";
+
+struct Result {
+  int status = -1;
+  std::string output;
+  double seconds = 0;
+};
+
+Result sh(const std::string& cmd) {
+  const auto t0 = Clock::now();
+  Result r;
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
+  const int st = pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+  r.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  return r;
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream f(p);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+std::vector<float> read_floats(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::vector<char> bytes((std::istreambuf_iterator<char>(f)), {});
+  std::vector<float> v(bytes.size() / sizeof(float));
+  std::memcpy(v.data(), bytes.data(), v.size() * sizeof(float));
+  return v;
+}
+
+double relative_difference(const std::vector<float>& a, const std::vector<float>& b) {
+  double maxdiff = 0, maxabs = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    maxdiff = std::max(maxdiff, std::abs(double(a[i]) - b[i]));
+    maxabs = std::max(maxabs, std::abs(double(a[i])));
+  }
+  return maxdiff / maxabs;
+}
+
+// A command running in the background, in its own process group, output to a file.
+class Background {
+ public:
+  Background(const std::string& cmd, const fs::path& log) : log_(log) {
+    pid_ = fork();
+    if (pid_ == 0) {
+      setpgid(0, 0);
+      execl("/bin/sh", "sh", "-c", ("exec >'" + log.string() + "' 2>&1; exec " + cmd).c_str(),
+            nullptr);
+      _exit(127);
+    }
+    setpgid(pid_, pid_);
+  }
+  ~Background() {
+    if (pid_ > 0) {
+      kill(-pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  // Exit code, or -1 if still running after `timeout`.
+  int wait(std::chrono::milliseconds timeout) {
+    const auto until = Clock::now() + timeout;
+    int st = 0;
+    while (Clock::now() < until) {
+      if (waitpid(pid_, &st, WNOHANG) == pid_) {
+        pid_ = -1;
+        return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+      }
+      std::this_thread::sleep_for(20ms);
+    }
+    return -1;
+  }
+  // Waits until the log matches `re`; false after `timeout` or if the command ended.
+  bool wait_for_log(const std::string& re, std::chrono::seconds timeout) {
+    const std::regex r(re);
+    const auto until = Clock::now() + timeout;
+    while (Clock::now() < until) {
+      if (std::regex_search(log(), r)) return true;
+      int st;
+      if (waitpid(pid_, &st, WNOHANG) == pid_) {
+        pid_ = -1;
+        return std::regex_search(log(), r);
+      }
+      std::this_thread::sleep_for(50ms);
+    }
+    return false;
+  }
+  std::string log() const { return slurp(log_); }
+
+ private:
+  fs::path log_;
+  pid_t pid_ = -1;
+};
+
+// Why this machine cannot host a virtual cluster, or "" when it can.
+std::string why_no_namespaces() {
+  static const std::string reason = [] {
+    if (geteuid() != 0) return std::string("needs root to create network namespaces");
+    const std::string probe = "dpt" + std::to_string(getpid()) + "-probe";
+    const Result r = sh("ip netns add " + probe);
+    if (r.status != 0) return "'ip netns add' is not permitted here: " + r.output;
+    sh("ip netns delete " + probe);
+    return std::string();
+  }();
+  return reason;
+}
+
+// Removes the clusters of test processes that died without tearing down.
+void remove_stale_clusters() {
+  const Result r = sh("ip netns list");
+  std::istringstream in(r.output);
+  std::string line;
+  std::smatch m;
+  const std::regex re(R"(^dpt(\d+)-)");
+  while (std::getline(in, line)) {
+    if (!std::regex_search(line, m, re)) continue;
+    const pid_t pid = std::stoi(m[1].str());
+    if (pid == getpid() || kill(pid, 0) == 0 || errno != ESRCH) continue;
+    sh("DPCNN_VC_NAME=dpt" + m[1].str() + " DPCNN_VC_DIR=/nonexistent " + kSrc +
+       "/cluster/vcluster.sh down; ip netns delete dpt" + m[1].str() + "-probe");
+    fs::remove_all(fs::temp_directory_path() / ("dpcnn-multihost-test-" + m[1].str()));
+  }
+}
+
+class MultiHost : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const std::string why = why_no_namespaces();
+    if (!why.empty()) GTEST_SKIP() << "virtual cluster unavailable: " << why;
+    remove_stale_clusters();
+    tmp = fs::temp_directory_path() / ("dpcnn-multihost-test-" + std::to_string(getpid()));
+    fs::create_directories(tmp);
+    data = testing::synthetic_mnist_dir();
+    name = "dpt" + std::to_string(getpid());
+    // Every script below (and mpirun's rsh agent) finds this cluster through these.
+    setenv("DPCNN_VC_NAME", name.c_str(), 1);
+    setenv("DPCNN_VC_DIR", (tmp / "vc").c_str(), 1);
+    const Result up = sh(kSrc + "/cluster/vcluster.sh up 2");
+    ASSERT_EQ(up.status, 0) << up.output;
+    up_ = true;
+  }
+  void TearDown() override {
+    if (!up_) return;
+    const Result down = sh(kSrc + "/cluster/vcluster.sh down");
+    EXPECT_EQ(down.status, 0) << down.output;
+    EXPECT_EQ(sh("ip netns list | grep -c '^" + name + "-'").output, "0\n") << "left behind";
+    fs::remove_all(tmp);
+  }
+
+  std::string vc_mpirun() const { return kSrc + "/cluster/mpirun-vcluster.sh "; }
+  std::string vcluster() const { return kSrc + "/cluster/vcluster.sh "; }
+  std::string worker(const std::string& config, const std::string& sets) const {
+    return kBin + "/dpcnn-train --config " + config + " --set data.dir=" + data +
+           " runs_dir=" + tmp.string() + " " + sets;
+  }
+  // Trains with `mpirun_prefix` (e.g. the cluster's mpirun and -np 2); returns
+  // rank 0's final parameters.
+  std::vector<float> train(const std::string& mpirun_prefix, const std::string& sets) {
+    const fs::path out = tmp / ("params-" + std::to_string(counter++));
+    const Result r =
+        sh(mpirun_prefix + " " +
+           worker(kSrc + "/configs/mnist-small.yaml", sets + " --save-params " + out.string()));
+    EXPECT_EQ(r.status, 0) << r.output;
+    return read_floats(out);
+  }
+  int processes_on(int host) {
+    const Result r = sh("ip netns pids " + name + "-h" + std::to_string(host) + " | wc -l");
+    return std::atoi(r.output.c_str());
+  }
+
+  fs::path tmp;
+  std::string data, name;
+  int counter = 0;
+  bool up_ = false;
+};
+
+TEST_F(MultiHost, EachRankRunsOnItsOwnHost) {
+  Result r = sh(vc_mpirun() + "-np 2 hostname | sort");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(r.output, "h1\nh2\n");
+  r = sh(vc_mpirun() + "-np 4 --npernode 2 sh -c 'echo $OMPI_COMM_WORLD_RANK $(hostname)' | sort");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(r.output, "0 h1\n1 h1\n2 h2\n3 h2\n");
+  // The worker itself sees the host: a failing rank names it.
+  r = sh("timeout 60 " + vc_mpirun() +
+         "-np 2 sh -c 'if [ \"$OMPI_COMM_WORLD_RANK\" = 1 ]; then d=" + tmp.string() +
+         "/missing; else d=" + data + "; fi; exec " + kBin + "/dpcnn-train --config " + kSrc +
+         "/configs/mnist-small.yaml --set data.dir=$d runs_dir=" + tmp.string() + "'");
+  EXPECT_NE(r.status, 0);
+  EXPECT_LT(r.seconds, 30);
+  EXPECT_NE(r.output.find("rank 1 on h2"), std::string::npos) << r.output;
+}
+
+// 2 hosts x 1 rank and 2 hosts x 2 ranks, over TCP: the model of one process
+// on one host, up to summation order (as OneTwoFourRanksTrainTheSameModel).
+TEST_F(MultiHost, TwoHostsTrainTheSingleHostModel) {
+  const std::vector<float> one = train(kSrc + "/scripts/mpirun.sh -np 1", kTrainSets);
+  const std::vector<float> two = train(vc_mpirun() + "-np 2", kTrainSets);
+  const std::vector<float> four = train(vc_mpirun() + "-np 4 --npernode 2", kTrainSets);
+  ASSERT_FALSE(one.empty());
+  ASSERT_EQ(one.size(), two.size());
+  ASSERT_EQ(one.size(), four.size());
+  std::printf("relative difference to 1 host x 1 rank: 2x1 %.2g, 2x2 %.2g\n",
+              relative_difference(one, two), relative_difference(one, four));
+  EXPECT_LT(relative_difference(one, two), 1e-5);
+  EXPECT_LT(relative_difference(one, four), 1e-5);
+  EXPECT_NE(one, std::vector<float>(one.size(), 0.0f));
+}
+
+// data.broadcast: only rank 0 (on h1) can read the data; h2's rank gets it
+// over TCP and the job trains exactly as when both read it on one host.
+TEST_F(MultiHost, BroadcastDataAcrossHosts) {
+  const std::string sets =
+      "train.max_steps=12 train.epochs=10 train.eval=false distributed.threads_per_rank=1";
+  const std::vector<float> local = train(kSrc + "/scripts/mpirun.sh -np 2", sets);
+  const fs::path out = tmp / "broadcast.bin";
+  const Result r =
+      sh(vc_mpirun() + "-np 2 sh -c 'if [ \"$(hostname)\" = h2 ]; then d=" + tmp.string() +
+         "/missing; else d=" + data + "; fi; exec " + kBin + "/dpcnn-train --config " + kSrc +
+         "/configs/mnist-small.yaml --set data.dir=$d "
+         "data.broadcast=true runs_dir=" +
+         tmp.string() + " " + sets + " --save-params " + out.string() + "'");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const std::vector<float> shared = read_floats(out);
+  ASSERT_FALSE(local.empty());
+  EXPECT_EQ(local, shared);
+}
+
+// h2's cable is pulled mid-run: no error reaches either side, only silence.
+// The job must end with an error in bounded time, and leave no process on
+// either host. (Open MPI's default keepalives would take ~8 minutes; the
+// cluster's settings detect it in ~5 s.)
+TEST_F(MultiHost, PulledCableFailsTheJobPromptly) {
+  Background job(vc_mpirun() + "-np 2 " +
+                     worker(kSrc + "/configs/mnist-small.yaml",
+                            "train.max_steps=1000000 train.epochs=100000 train.eval=false "
+                            "distributed.threads_per_rank=1"),
+                 tmp / "job.log");
+  ASSERT_TRUE(job.wait_for_log("Epoch 3/", 60s)) << job.log();
+  const auto cut = Clock::now();
+  ASSERT_EQ(sh(vcluster() + "link h2 down").status, 0);
+  const int status = job.wait(60s);
+  const double seconds = std::chrono::duration<double>(Clock::now() - cut).count();
+  std::printf("time from cut to job failure: %.1f s\n", seconds);
+  RecordProperty("seconds_to_failure", std::to_string(seconds));
+  EXPECT_NE(status, 0) << job.log();
+  EXPECT_NE(status, -1) << "still running 60 s after the cut\n" << job.log();
+  EXPECT_LT(seconds, 30);
+  EXPECT_NE(job.log().find("lost communication"), std::string::npos) << job.log();
+  // h2's daemon notices the lost mpirun the same way and ends its rank.
+  const auto until = Clock::now() + 20s;
+  while ((processes_on(1) > 0 || processes_on(2) > 0) && Clock::now() < until)
+    std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(processes_on(1), 0);
+  EXPECT_EQ(processes_on(2), 0);
+}
+
+// The launcher on h1 (its mpirun inherits the cluster's OMPI_MCA_* settings
+// from `vcluster.sh exec`): the pulled cable is a failure it sees, and once the
+// cable is back it restarts from the last checkpoint and finishes the run.
+TEST_F(MultiHost, LauncherRestartsAfterPulledCable) {
+  const std::string hostfile = (tmp / "vc" / "hostfile").string();
+  Background launcher(vcluster() + "exec h1 " + kBin + "/dpcnn-launch --config " + kSrc +
+                          "/configs/mnist-small.yaml --np 2 --hostfile " + hostfile +
+                          " --set data.dir=" + data + " --set runs_dir=" + tmp.string() +
+                          " --set distributed.threads_per_rank=1 --set train.max_steps=400 "
+                          "--set train.epochs=1000 --set train.eval=false "
+                          "--set checkpoint.every_steps=20 --set status.listen=127.0.0.1:0",
+                      tmp / "launch.log");
+  ASSERT_TRUE(launcher.wait_for_log("ckpt-0+40\\.pb", 60s)) << launcher.log();
+  const auto cut = Clock::now();
+  ASSERT_EQ(sh(vcluster() + "link h2 down").status, 0);
+  const bool seen = launcher.wait_for_log("job failed|lost communication", 60s);
+  const double seconds = std::chrono::duration<double>(Clock::now() - cut).count();
+  ASSERT_EQ(sh(vcluster() + "link h2 up").status, 0);
+  ASSERT_TRUE(seen) << launcher.log();
+  std::printf("time from cut to failure seen by the launcher: %.1f s\n", seconds);
+  RecordProperty("seconds_to_failure", std::to_string(seconds));
+  EXPECT_LT(seconds, 30);
+  EXPECT_EQ(launcher.wait(120s), 0) << launcher.log();
+  const std::string log = launcher.log();
+  EXPECT_NE(log.find("attempt 2"), std::string::npos) << log;
+  EXPECT_NE(log.find("resuming from"), std::string::npos) << log;
+}
+
+}  // namespace
+}  // namespace dpcnn
