@@ -99,6 +99,11 @@ int main(int argc, char** argv) {
   app.add_option("--config", config_path, "experiment YAML file")->required();
   app.add_option("--np", np, "number of ranks")->check(CLI::Range(1, 4096));
   app.add_option("--hostfile", hostfile, "mpirun hostfile");
+  std::vector<std::string> mpirun_args;
+  app.add_option("--mpirun-arg", mpirun_args,
+                 "an argument passed to mpirun as is, repeatable: --mpirun-arg=--mca "
+                 "--mpirun-arg=btl_tcp_if_include --mpirun-arg=10.0.0.0/24")
+      ->allow_extra_args(false);
   app.add_option("--set", sets, "override a config key, e.g. --set train.epochs=1");
   app.add_flag(
       "--insecure", insecure,
@@ -196,6 +201,7 @@ int main(int argc, char** argv) {
 
     opt.np = np;
     opt.hostfile = hostfile;
+    opt.mpirun_args = mpirun_args;
     opt.config_path = config_path;
     opt.sets = sets;
     opt.report_to = addr;

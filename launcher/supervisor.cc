@@ -271,6 +271,7 @@ std::vector<std::string> mpirun_command(const LaunchOptions& o, bool resume) {
   std::vector<std::string> a = {o.mpirun, "--oversubscribe"};
   if (geteuid() == 0) a.push_back("--allow-run-as-root");
   if (!o.hostfile.empty()) a.insert(a.end(), {"--hostfile", o.hostfile});
+  a.insert(a.end(), o.mpirun_args.begin(), o.mpirun_args.end());
   a.insert(a.end(), {"-np", std::to_string(o.np), o.train_bin, "--config", o.config_path});
   for (const auto& s : o.sets) a.insert(a.end(), {"--set", s});
   a.insert(a.end(), {"--report-to", o.report_to, "--run-id", o.run_id});

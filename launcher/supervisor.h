@@ -53,7 +53,8 @@ struct LaunchOptions {
   std::string mpirun;  // full path
   int np = 1;
   std::string hostfile;
-  std::string train_bin;  // full path of dpcnn-train
+  std::vector<std::string> mpirun_args;  // passed through (e.g. --mca btl_tcp_if_include ...)
+  std::string train_bin;                 // full path of dpcnn-train
   std::string config_path;
   std::vector<std::string> sets;
   std::string report_to, run_id, token;

@@ -599,7 +599,10 @@ def label_primitive(kind, prop, shape, rdir, lm):
         name = lm["acts"].get(tuple(dims[1:]))
         return f"relu after {name} {short}" if name else f"eltwise {short}"
     if kind == "reorder":
-        is_weights = bool(re.search(r"[A-Z]", rdir)) and len(dims) in (2, 4)
+        # Weight layouts block the output-channel dim ('A...': Acdb16a, ABcd16b16a,
+        # AB16b64a); activation layouts block only channels (aBcd16b).
+        tags = rdir.split("->")
+        is_weights = any(t.startswith("A") for t in tags) and len(dims) in (2, 4)
         if is_weights:
             for (c, o, h, name, k) in lm["convs"]:
                 if dims == [o, c, k, k]:

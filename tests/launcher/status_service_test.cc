@@ -391,6 +391,12 @@ TEST(Launcher, MpirunCommand) {
   a = mpirun_command(o, true);
   EXPECT_EQ(a[a.size() - 2], "--resume");
   EXPECT_EQ(a.back(), "auto");
+  o.mpirun_args = {"--mca", "btl_tcp_if_include", "10.77.0.0/24"};
+  joined.clear();
+  for (auto& s : mpirun_command(o, false)) joined += s + " ";
+  EXPECT_NE(joined.find("--hostfile hosts --mca btl_tcp_if_include 10.77.0.0/24 -np 3 "),
+            std::string::npos)
+      << joined;
 }
 
 bool alive(pid_t p) { return kill(p, 0) == 0; }
