@@ -32,12 +32,8 @@ Conv2D::Conv2D(const LayerSpec& spec, const Context& ctx, const memory::desc& sr
   const Fwd::primitive_desc fwd_pd(
       {pk, algorithm::convolution_direct, src_any, w_any, b_md, dst_any, strides, pad_l, pad_r},
       relu_attr(relu_), ctx.engine);
-  Descs d;
-  d.src = fwd_pd.src_desc();
-  d.weights = fwd_pd.weights_desc();
-  d.dst = fwd_pd.dst_desc();
   if (!training) {
-    setup(Fwd(fwd_pd), {}, {}, d, tag::oihw);
+    setup_from<Fwd>(fwd_pd, tag::oihw);
     return;
   }
   using BwdW = dnnl::convolution_backward_weights;
@@ -48,13 +44,7 @@ Conv2D::Conv2D(const LayerSpec& spec, const Context& ctx, const memory::desc& sr
   const BwdD::primitive_desc bd_pd(
       {algorithm::convolution_direct, src_any, w_any, dst_any, strides, pad_l, pad_r}, ctx.engine,
       fwd_pd);
-  d.bw_src = bw_pd.src_desc();
-  d.bw_diff_dst = bw_pd.diff_dst_desc();
-  d.bw_diff_weights = bw_pd.diff_weights_desc();
-  d.bd_diff_dst = bd_pd.diff_dst_desc();
-  d.bd_weights = bd_pd.weights_desc();
-  d.bd_diff_src = bd_pd.diff_src_desc();
-  setup(Fwd(fwd_pd), BwdW(bw_pd), BwdD(bd_pd), d, tag::oihw);
+  setup_from<Fwd, BwdW, BwdD>(fwd_pd, bw_pd, bd_pd, tag::oihw);
 }
 
 }  // namespace dpcnn

@@ -22,25 +22,15 @@ Dense::Dense(const LayerSpec& spec, const Context& ctx, const memory::desc& src_
   const auto pk = training ? prop_kind::forward_training : prop_kind::forward_inference;
   using Fwd = dnnl::inner_product_forward;
   const Fwd::primitive_desc fwd_pd({pk, src_md, w_any, b_md, dst_md}, relu_attr(relu_), ctx.engine);
-  Descs d;
-  d.src = fwd_pd.src_desc();
-  d.weights = fwd_pd.weights_desc();
-  d.dst = fwd_pd.dst_desc();
   if (!training) {
-    setup(Fwd(fwd_pd), {}, {}, d, tag::oi);
+    setup_from<Fwd>(fwd_pd, tag::oi);
     return;
   }
   using BwdW = dnnl::inner_product_backward_weights;
   using BwdD = dnnl::inner_product_backward_data;
   const BwdW::primitive_desc bw_pd({src_md, w_any, b_md, dst_md}, ctx.engine, fwd_pd);
   const BwdD::primitive_desc bd_pd({src_md, w_any, dst_md}, ctx.engine, fwd_pd);
-  d.bw_src = bw_pd.src_desc();
-  d.bw_diff_dst = bw_pd.diff_dst_desc();
-  d.bw_diff_weights = bw_pd.diff_weights_desc();
-  d.bd_diff_dst = bd_pd.diff_dst_desc();
-  d.bd_weights = bd_pd.weights_desc();
-  d.bd_diff_src = bd_pd.diff_src_desc();
-  setup(Fwd(fwd_pd), BwdW(bw_pd), BwdD(bd_pd), d, tag::oi);
+  setup_from<Fwd, BwdW, BwdD>(fwd_pd, bw_pd, bd_pd, tag::oi);
 }
 
 }  // namespace dpcnn

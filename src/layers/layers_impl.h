@@ -33,6 +33,24 @@ class WeightedLayer : public Layer {
   // is the plain layout of the weights in the flat parameter buffer.
   void setup(dnnl::primitive fwd, dnnl::primitive bwd_w, dnnl::primitive bwd_d, const Descs& d,
              memory::format_tag user_w_tag);
+  // The same from typed primitive descriptors: inference (forward only) and
+  // training (forward, backward weights, backward data).
+  template <class Fwd>
+  void setup_from(const typename Fwd::primitive_desc& f, memory::format_tag user_w_tag) {
+    Descs d;
+    d.src = f.src_desc();
+    d.weights = f.weights_desc();
+    d.dst = f.dst_desc();
+    setup(Fwd(f), {}, {}, d, user_w_tag);
+  }
+  template <class Fwd, class BwdW, class BwdD>
+  void setup_from(const typename Fwd::primitive_desc& f, const typename BwdW::primitive_desc& bw,
+                  const typename BwdD::primitive_desc& bd, memory::format_tag user_w_tag) {
+    const Descs d{f.src_desc(),       f.weights_desc(),   f.dst_desc(),
+                  bw.src_desc(),      bw.diff_dst_desc(), bw.diff_weights_desc(),
+                  bd.diff_dst_desc(), bd.weights_desc(),  bd.diff_src_desc()};
+    setup(Fwd(f), BwdW(bw), BwdD(bd), d, user_w_tag);
+  }
   static dnnl::primitive_attr relu_attr(bool relu);
 
   bool relu_, bias_;
