@@ -15,6 +15,7 @@
 #include <fstream>
 #include <regex>
 
+#include "process_testing.h"
 #include "synthetic_data.h"
 
 namespace dpcnn {
@@ -22,25 +23,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Result {
-  int status = -1;
-  std::string output;
-  double seconds = 0;
-};
-
-Result sh(const std::string& cmd) {
-  const auto t0 = std::chrono::steady_clock::now();
-  Result r;
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
-  const int st = pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return r;
-}
+using testing::read_floats;
+using testing::relative_difference;
+using testing::Result;
+using testing::sh;
 
 class TrainMpi : public ::testing::Test {
  protected:
@@ -61,12 +47,7 @@ class TrainMpi : public ::testing::Test {
                             " distributed.threads_per_rank=1 " + sets + " --save-params " + out +
                             " " + extra;
     Result r = sh(cmd);
-    if (params) {
-      std::ifstream f(out, std::ios::binary);
-      std::vector<char> bytes((std::istreambuf_iterator<char>(f)), {});
-      params->resize(bytes.size() / sizeof(float));
-      std::memcpy(params->data(), bytes.data(), params->size() * sizeof(float));
-    }
+    if (params) *params = read_floats(out);
     return r;
   }
 
@@ -74,15 +55,6 @@ class TrainMpi : public ::testing::Test {
   std::string data;
   int counter = 0;
 };
-
-double relative_difference(const std::vector<float>& a, const std::vector<float>& b) {
-  double maxdiff = 0, maxabs = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    maxdiff = std::max(maxdiff, std::abs(double(a[i]) - b[i]));
-    maxabs = std::max(maxabs, std::abs(double(a[i])));
-  }
-  return maxdiff / maxabs;
-}
 
 // 1, 2 and 4 ranks, 50 steps of the same global batches: the same model up to
 // floating-point summation order. The model is mnist-small with SGD+momentum:
@@ -188,10 +160,7 @@ TEST_F(TrainMpi, BroadcastDataNeedsFilesOnRankZeroOnly) {
       tmp.string() + " distributed.threads_per_rank=1 " + sets + " --save-params " + out + "'";
   Result r = sh(cmd);
   ASSERT_EQ(r.status, 0) << r.output;
-  std::ifstream f(out, std::ios::binary);
-  std::vector<char> bytes((std::istreambuf_iterator<char>(f)), {});
-  shared.resize(bytes.size() / sizeof(float));
-  std::memcpy(shared.data(), bytes.data(), bytes.size());
+  shared = read_floats(out);
   EXPECT_EQ(local, shared);
 }
 

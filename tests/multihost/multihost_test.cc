@@ -27,6 +27,7 @@
 #include <sstream>
 #include <thread>
 
+#include "../integration/process_testing.h"
 #include "../integration/synthetic_data.h"
 
 namespace dpcnn {
@@ -42,49 +43,11 @@ const std::string kTrainSets =
     "train.max_steps=50 train.epochs=10 train.eval=false optimizer.type=sgd "
     "optimizer.learning_rate=0.05 optimizer.momentum=0.9 distributed.threads_per_rank=1";
 
-struct Result {
-  int status = -1;
-  std::string output;
-  double seconds = 0;
-};
-
-Result sh(const std::string& cmd) {
-  const auto t0 = Clock::now();
-  Result r;
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
-  const int st = pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-  r.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-  return r;
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-std::vector<float> read_floats(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::vector<char> bytes((std::istreambuf_iterator<char>(f)), {});
-  std::vector<float> v(bytes.size() / sizeof(float));
-  std::memcpy(v.data(), bytes.data(), v.size() * sizeof(float));
-  return v;
-}
-
-double relative_difference(const std::vector<float>& a, const std::vector<float>& b) {
-  double maxdiff = 0, maxabs = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    maxdiff = std::max(maxdiff, std::abs(double(a[i]) - b[i]));
-    maxabs = std::max(maxabs, std::abs(double(a[i])));
-  }
-  return maxdiff / maxabs;
-}
+using testing::read_floats;
+using testing::relative_difference;
+using testing::Result;
+using testing::sh;
+using testing::slurp;
 
 // A command running in the background, in its own process group, output to a file.
 class Background {

@@ -1,0 +1,67 @@
+// Helpers for tests that run the real binaries: a shell command with its
+// output, exit status and duration; whole files as text or floats; the
+// equivalence metric for parameter vectors.
+#pragma once
+
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace dpcnn::testing {
+
+struct Result {
+  int status = -1;     // exit code; 128 when killed by a signal
+  std::string output;  // stdout and stderr
+  double seconds = 0;
+};
+
+inline Result sh(const std::string& cmd) {
+  const auto t0 = std::chrono::steady_clock::now();
+  Result r;
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
+  const int st = pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return r;
+}
+
+inline std::string slurp(const std::filesystem::path& p) {
+  std::ifstream f(p);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+// A raw float32 file (dpcnn-train --save-params).
+inline std::vector<float> read_floats(const std::filesystem::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::vector<char> bytes((std::istreambuf_iterator<char>(f)), {});
+  std::vector<float> v(bytes.size() / sizeof(float));
+  std::memcpy(v.data(), bytes.data(), v.size() * sizeof(float));
+  return v;
+}
+
+// max |a - b| / max |a|: the project's equivalence metric across rank counts.
+inline double relative_difference(const std::vector<float>& a, const std::vector<float>& b) {
+  double maxdiff = 0, maxabs = 0;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    maxdiff = std::max(maxdiff, std::abs(double(a[i]) - b[i]));
+    maxabs = std::max(maxabs, std::abs(double(a[i])));
+  }
+  return a.size() == b.size() ? maxdiff / maxabs : INFINITY;
+}
+
+}  // namespace dpcnn::testing
