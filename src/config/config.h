@@ -63,7 +63,7 @@ struct DataConfig {
 struct TrainConfig {
   int epochs = 5;
   int batch_size = 64;        // the GLOBAL batch, split across ranks
-  int eval_batch_size = 128;  // global, for evaluation only (bounds its memory)
+  int eval_batch_size = 64;  // global, for evaluation only (bounds its memory)
   int max_steps = 0;          // > 0: stop after this many steps (tests, benchmarks)
   bool eval = true;           // evaluate on the test set after each epoch
 };

@@ -20,6 +20,10 @@ struct Dataset {
 struct DataSplit {
   Dataset train;
   Dataset test;
+  // The test set may hold only a slice of the whole: samples
+  // [test_begin, test_begin + test.count) of test_total (-1: it is whole).
+  int test_begin = 0;
+  int test_total = -1;
 };
 
 // Loads `<dir>/train-images-idx3-ubyte[.gz]`, `train-labels-idx1-ubyte[.gz]`,

@@ -1,5 +1,7 @@
 #include "data/idx.h"
 
+#include <sys/stat.h>
+
 #include <zlib.h>
 
 #include <algorithm>
@@ -50,11 +52,17 @@ struct FileCloser {
   void operator()(std::FILE* f) const { std::fclose(f); }
 };
 
+// Reads the whole file into a buffer sized once from fstat: growing a vector
+// while reading would briefly hold two copies of a 47 MB training set.
 std::vector<uint8_t> read_raw(const std::string& path) {
   std::unique_ptr<std::FILE, FileCloser> f(std::fopen(path.c_str(), "rb"));
   if (!f) throw Error(errno_message(path + ": cannot open"));
-  std::vector<uint8_t> bytes;
-  uint8_t buf[1 << 16];
+  struct stat st {};
+  if (fstat(fileno(f.get()), &st) != 0) throw Error(errno_message(path + ": cannot stat"));
+  std::vector<uint8_t> bytes(S_ISREG(st.st_mode) ? static_cast<size_t>(st.st_size) : 0);
+  size_t have = std::fread(bytes.data(), 1, bytes.size(), f.get());
+  bytes.resize(have);
+  uint8_t buf[1 << 16];  // not a regular file, or it grew meanwhile
   size_t got;
   while ((got = std::fread(buf, 1, sizeof buf, f.get())) > 0)
     bytes.insert(bytes.end(), buf, buf + got);
@@ -69,6 +77,12 @@ std::vector<uint8_t> read_gz(const std::string& path) {
   if (in.size() < 2 || in[0] != 0x1f || in[1] != 0x8b)
     throw Error(path + ": not a gzip file (name ends in .gz but no gzip header)");
   std::vector<uint8_t> out;
+  // gzip's trailer holds the uncompressed size mod 2^32: reserve it once.
+  const size_t n = in.size();
+  if (n >= 18)  // the smallest gzip member
+    out.reserve(std::min<size_t>((uint32_t{in[n - 1]} << 24) | (uint32_t{in[n - 2]} << 16) |
+                                     (uint32_t{in[n - 3]} << 8) | in[n - 4],
+                                 size_t{1} << 30));
   z_stream zs{};
   if (inflateInit2(&zs, 15 + 16) != Z_OK) throw Error(path + ": zlib inflateInit failed");
   zs.next_in = const_cast<Bytef*>(in.data());

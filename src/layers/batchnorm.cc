@@ -22,14 +22,14 @@ BatchNorm::BatchNorm(const LayerSpec& spec, const Context& ctx, const memory::de
       dnnl::batch_normalization_forward::primitive_desc({pk, src_md, epsilon_, flags}, ctx.engine);
   fwd_ = dnnl::batch_normalization_forward(fwd_pd_);
   dst_md_ = fwd_pd_.dst_desc();
-  dst_ = memory(dst_md_, ctx.engine);
+  dst_ = ctx.alloc(dst_md_, "dst");
   if (!training) return;
-  mean_ = memory(fwd_pd_.mean_desc(), ctx.engine);
-  var_ = memory(fwd_pd_.variance_desc(), ctx.engine);
+  mean_ = ctx.alloc(fwd_pd_.mean_desc(), "mean");
+  var_ = ctx.alloc(fwd_pd_.variance_desc(), "var");
   const dnnl::batch_normalization_backward::primitive_desc bwd_pd(
       {prop_kind::backward, dst_md_, src_md, epsilon_, flags}, ctx.engine, fwd_pd_);
   bwd_ = dnnl::batch_normalization_backward(bwd_pd);
-  diff_src_ = memory(src_md, ctx.engine);
+  diff_src_ = ctx.alloc(src_md, "diff_src");
 }
 
 void BatchNorm::init_params(float* params, float* state, Rng&) const {

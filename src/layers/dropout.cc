@@ -9,8 +9,8 @@ Dropout::Dropout(const LayerSpec& spec, const Context& ctx, const memory::desc& 
     : Layer(ctx, src_md, training), rate_(spec.rate) {
   dst_md_ = src_md;
   if (!training) return;
-  dst_ = memory(dst_md_, ctx.engine);
-  diff_src_ = memory(src_md, ctx.engine);
+  dst_ = ctx.alloc(dst_md_, "dst");
+  diff_src_ = ctx.alloc(src_md, "diff_src");
   mask_.resize(src_md.get_size() / sizeof(float));
 }
 

@@ -8,19 +8,19 @@ Flatten::Flatten(const Context& ctx, const memory::desc& src_md, bool training)
   identity_ = s.size() == 2;
   if (identity_) {
     dst_md_ = src_md;
-    diff_src_ = memory(src_md, ctx.engine);
+    diff_src_ = ctx.alloc(src_md, "diff_src");
     return;
   }
   int64_t features = 1;
   for (size_t i = 1; i < s.size(); ++i) features *= s[i];
   dst_md_ = memory::desc({s[0], features}, dt::f32, tag::nc);
-  dst_ = memory(dst_md_, ctx.engine);
+  dst_ = ctx.alloc(dst_md_, "dst");
   // The same bytes seen as plain N,C,H,W: reordering into this view flattens.
   plain4d_ = memory::desc(s, dt::f32, tag::nchw);
-  to_plain_ = Converter(ctx, src_md, plain4d_);
+  to_plain_ = Converter(ctx, src_md, plain4d_, "to_plain");
   if (training) {
-    from_plain_ = Converter(ctx, plain4d_, src_md);
-    diff_src_ = memory(src_md, ctx.engine);
+    from_plain_ = Converter(ctx, plain4d_, src_md, "from_plain");
+    diff_src_ = ctx.alloc(src_md, "diff_src");
   }
 }
 

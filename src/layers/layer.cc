@@ -1,17 +1,36 @@
 #include "layers/layer.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 
 #include "core/error.h"
 #include "layers/layers_impl.h"
 
 namespace dpcnn {
 
-Converter::Converter(const Context& ctx, const memory::desc& from, const memory::desc& to)
+memory Context::alloc(const memory::desc& md, const char* role) const {
+  const size_t bytes = md.get_size();
+  if (slot_ < 0) return memory(md, engine);
+  std::pair<int, std::string> key{slot_, role};
+  if (auto a = aliases_.find(key); a != aliases_.end()) key = a->second;
+  Buffer& b = shared_[key];
+  if (b.bytes < bytes) {
+    if (b.data) retired_.push_back(b.data);
+    const size_t rounded = (bytes + 63) / 64 * 64;
+    b.data = std::shared_ptr<void>(std::aligned_alloc(64, rounded), std::free);
+    if (!b.data) throw std::bad_alloc();
+    b.bytes = bytes;
+  }
+  return memory(md, engine, b.data.get());
+}
+
+Converter::Converter(const Context& ctx, const memory::desc& from, const memory::desc& to,
+                     const char* role)
     : needed_(from != to) {
   if (!needed_) return;
-  out_ = memory(to, ctx.engine);
+  out_ = ctx.alloc(to, role);
   reorder_ = dnnl::reorder(dnnl::reorder::primitive_desc(ctx.engine, from, ctx.engine, to));
 }
 

@@ -15,8 +15,11 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "config/config.h"
 #include "core/rng.h"
@@ -27,10 +30,40 @@ using dnnl::memory;
 using tag = memory::format_tag;
 using dt = memory::data_type;
 
-// The engine and stream all layers run on (CPU, in-order).
-struct Context {
+// The engine and stream all layers run on (CPU, in-order), and the memory
+// their activations live in.
+//
+// A model keeps one chain of layers per batch size, but only one chain runs
+// at a time and no activation outlives a step, so the buffer a layer in slot i
+// uses for a role ("dst", "diff_src", ...) can be the same memory in every
+// chain: alloc() hands out such shared buffers while a slot is set
+// (begin_layer), and private ones otherwise (layer tests). A request larger than the shared buffer
+// gets a new one; the old stays alive for the chains that use it. This keeps a worker's activations
+// at one chain's worth (memory per rank is a target).
+class Context {
+ public:
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
   dnnl::stream stream{engine};
+
+  // `role` names the buffer within its layer (a string literal).
+  memory alloc(const memory::desc& md, const char* role) const;
+  void begin_layer(int slot) const { slot_ = slot; }
+  // Makes (slot, role) the same memory as (to_slot, to_role): for buffers whose
+  // lifetimes within a step do not overlap (see Model::plan_memory).
+  void alias(int slot, const std::string& role, int to_slot, const std::string& to_role) {
+    aliases_[{slot, role}] = {to_slot, to_role};
+  }
+  void end_layer() const { slot_ = -1; }
+
+ private:
+  struct Buffer {
+    std::shared_ptr<void> data;
+    size_t bytes = 0;
+  };
+  mutable int slot_ = -1;
+  mutable std::map<std::pair<int, std::string>, Buffer> shared_;
+  std::map<std::pair<int, std::string>, std::pair<int, std::string>> aliases_;
+  mutable std::vector<std::shared_ptr<void>> retired_;
 };
 
 // Per-step facts a layer may need (dropout masks depend on the GLOBAL sample
@@ -46,7 +79,7 @@ struct StepInfo {
 class Converter {
  public:
   Converter() = default;
-  Converter(const Context& ctx, const memory::desc& from, const memory::desc& to);
+  Converter(const Context& ctx, const memory::desc& from, const memory::desc& to, const char* role);
   // Returns `from` itself, or the reordered copy.
   const memory& run(const Context& ctx, const memory& from);
   // Reorders `from` into the caller's `to` memory (always copies when needed).

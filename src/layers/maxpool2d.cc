@@ -25,16 +25,16 @@ MaxPool2D::MaxPool2D(const LayerSpec& spec, const Context& ctx, const memory::de
       {pk, algorithm::pooling_max, src_md, dst_any, strides, kernel, pad_l, pad_r}, ctx.engine);
   fwd_ = dnnl::pooling_forward(fwd_pd_);
   dst_md_ = fwd_pd_.dst_desc();
-  dst_ = memory(dst_md_, ctx.engine);
+  dst_ = ctx.alloc(dst_md_, "dst");
   if (!training) return;
-  ws_ = memory(fwd_pd_.workspace_desc(), ctx.engine);
+  ws_ = ctx.alloc(fwd_pd_.workspace_desc(), "ws");
   const dnnl::pooling_backward::primitive_desc bwd_pd(
       {algorithm::pooling_max, src_md, dst_md_, strides, kernel, pad_l, pad_r}, ctx.engine,
       fwd_pd_);
   bwd_ = dnnl::pooling_backward(bwd_pd);
-  ddst_in_ = Converter(ctx, dst_md_, bwd_pd.diff_dst_desc());
-  dsrc_out_ = Converter(ctx, bwd_pd.diff_src_desc(), src_md_);
-  diff_src_ = memory(bwd_pd.diff_src_desc(), ctx.engine);
+  ddst_in_ = Converter(ctx, dst_md_, bwd_pd.diff_dst_desc(), "ddst_in");
+  dsrc_out_ = Converter(ctx, bwd_pd.diff_src_desc(), src_md_, "dsrc_out");
+  diff_src_ = ctx.alloc(bwd_pd.diff_src_desc(), "diff_src");
   if (dsrc_out_.needed()) throw Error("maxpool2d: unexpected diff_src layout");
 }
 

@@ -12,11 +12,11 @@ ReLU::ReLU(const Context& ctx, const memory::desc& src_md, bool training)
       {pk, algorithm::eltwise_relu, src_md, 0.f, 0.f}, ctx.engine);
   fwd_ = dnnl::eltwise_forward(fwd_pd);
   dst_md_ = fwd_pd.dst_desc();
-  dst_ = memory(dst_md_, ctx.engine);
+  dst_ = ctx.alloc(dst_md_, "dst");
   if (!training) return;
   bwd_ = dnnl::eltwise_backward(dnnl::eltwise_backward::primitive_desc(
       {algorithm::eltwise_relu, src_md, src_md, 0.f, 0.f}, ctx.engine, fwd_pd));
-  diff_src_ = memory(src_md, ctx.engine);
+  diff_src_ = ctx.alloc(src_md, "diff_src");
 }
 
 void ReLU::forward(const memory& src, const StepInfo&) {

@@ -16,8 +16,8 @@ SoftmaxCrossEntropy::SoftmaxCrossEntropy(const Context& ctx, const memory::desc&
   if (logits_md != plain) throw Error("the loss needs plain (N, classes) logits");
   fwd_ = dnnl::logsoftmax_forward(dnnl::logsoftmax_forward::primitive_desc(
       {dnnl::prop_kind::forward_inference, plain, 1}, ctx.engine));
-  logp_ = memory(plain, ctx.engine);
-  diff_ = memory(plain, ctx.engine);
+  logp_ = ctx.alloc(plain, "logp");
+  diff_ = ctx.alloc(plain, "diff");
 }
 
 LossResult SoftmaxCrossEntropy::forward(const memory& logits, const int32_t* labels,

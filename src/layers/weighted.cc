@@ -29,8 +29,8 @@ void WeightedLayer::setup(dnnl::primitive fwd, dnnl::primitive bwd_w, dnnl::prim
   d_ = d;
   user_w_tag_ = user_w_tag;
   dst_md_ = d.dst;
-  dst_ = memory(dst_md_, ctx_.engine);
-  src_in_ = Converter(ctx_, src_md_, d.src);
+  dst_ = ctx_.alloc(dst_md_, "dst");
+  src_in_ = Converter(ctx_, src_md_, d.src, "src_in");
   if (!training_) return;
   if (relu_) {
     auto hint = dnnl::eltwise_forward::primitive_desc(
@@ -38,15 +38,15 @@ void WeightedLayer::setup(dnnl::primitive fwd, dnnl::primitive bwd_w, dnnl::prim
         ctx_.engine);
     relu_bwd_ = dnnl::eltwise_backward(dnnl::eltwise_backward::primitive_desc(
         {algorithm::eltwise_relu_use_dst_for_bwd, dst_md_, dst_md_, 0.f, 0.f}, ctx_.engine, hint));
-    diff_pre_ = memory(dst_md_, ctx_.engine);
+    diff_pre_ = ctx_.alloc(dst_md_, "diff_pre");
   }
-  ddst_w_ = Converter(ctx_, dst_md_, d.bw_diff_dst);
-  ddst_d_ = Converter(ctx_, dst_md_, d.bd_diff_dst);
-  src_w_ = Converter(ctx_, d.src, d.bw_src);
-  diff_src_ = memory(src_md_, ctx_.engine);
-  dsrc_out_ = Converter(ctx_, d.bd_diff_src, src_md_);
-  diff_src_raw_ = dsrc_out_.needed() ? memory(d.bd_diff_src, ctx_.engine) : diff_src_;
-  dw_int_ = memory(d.bw_diff_weights, ctx_.engine);
+  ddst_w_ = Converter(ctx_, dst_md_, d.bw_diff_dst, "ddst_w");
+  ddst_d_ = Converter(ctx_, dst_md_, d.bd_diff_dst, "ddst_d");
+  src_w_ = Converter(ctx_, d.src, d.bw_src, "src_w");
+  diff_src_ = ctx_.alloc(src_md_, "diff_src");
+  dsrc_out_ = Converter(ctx_, d.bd_diff_src, src_md_, "dsrc_out");
+  diff_src_raw_ = dsrc_out_.needed() ? ctx_.alloc(d.bd_diff_src, "diff_src_raw") : diff_src_;
+  dw_int_ = ctx_.alloc(d.bw_diff_weights, "dw");
 }
 
 size_t WeightedLayer::param_count() const {
@@ -66,12 +66,12 @@ void WeightedLayer::bind(float* params, float* grads, float*) {
   const size_t nw = user_w_md.get_size() / sizeof(float);
   const memory::desc b_md({wdims_[0]}, dt::f32, tag::x);
   user_w_ = memory(user_w_md, ctx_.engine, params);
-  w_in_ = Converter(ctx_, user_w_md, d_.weights);
+  w_in_ = Converter(ctx_, user_w_md, d_.weights, "w_in");
   if (bias_) user_b_ = memory(b_md, ctx_.engine, params + nw);
   if (!training_) return;
-  w_bd_ = Converter(ctx_, user_w_md, d_.bd_weights);
+  w_bd_ = Converter(ctx_, user_w_md, d_.bd_weights, "w_bd");
   user_dw_ = memory(user_w_md, ctx_.engine, grads);
-  dw_out_ = Converter(ctx_, d_.bw_diff_weights, user_w_md);
+  dw_out_ = Converter(ctx_, d_.bw_diff_weights, user_w_md, "dw_out");
   if (!dw_out_.needed()) dw_int_ = user_dw_;
   if (bias_) user_db_ = memory(b_md, ctx_.engine, grads + nw);
 }

@@ -69,10 +69,17 @@ class Model {
 
  private:
   struct Chain;
+  struct Planned {
+    LayerSpec spec;
+    int source;  // index in cfg.model.layers
+  };
+  void plan_layers();
+  void plan_memory();
   Chain& chain(int n, bool training);
   void forward(Chain& c, const float* x, const StepInfo& info);
 
   ModelConfig cfg_;
+  std::vector<Planned> plan_;
   Context ctx_;
   std::vector<float> params_, grads_, state_;
   std::vector<ParamInfo> param_info_, state_info_;

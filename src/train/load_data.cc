@@ -1,6 +1,9 @@
 #include "train/load_data.h"
 
 #include <cstdint>
+#include <vector>
+
+#include "train/trainer.h"
 
 namespace dpcnn {
 namespace {
@@ -20,17 +23,36 @@ void share(Dataset& d, Communicator& comm) {
   comm.broadcast(d.labels.data(), d.labels.size(), 0);
 }
 
+// Evaluation reads only this rank's contiguous slice of the test set, so the
+// rest is dropped (memory per rank is a target: 100 MB with 60,000 images).
+void keep_test_slice(DataSplit& s, const Communicator& comm) {
+  Dataset& t = s.test;
+  const int total = t.count;
+  const Slice mine = rank_slice(total, comm.rank(), comm.size());
+  const size_t sz = t.image_size();
+  t.images = std::vector<uint8_t>(t.images.begin() + mine.begin * sz,
+                                  t.images.begin() + (mine.begin + mine.n) * sz);
+  t.labels =
+      std::vector<uint8_t>(t.labels.begin() + mine.begin, t.labels.begin() + mine.begin + mine.n);
+  t.count = mine.n;
+  s.test_begin = static_cast<int>(mine.begin);
+  s.test_total = total;
+}
+
 }  // namespace
 
 DataSplit load_job_data(const Config& cfg, Communicator& comm) {
-  if (!cfg.data.broadcast || comm.size() == 1)
-    return load_mnist_dir(cfg.data.dir, cfg.model.classes);
-  // Rank 0 alone touches the files; if it fails, its exception ends the job
-  // (the worker's main aborts every rank) before anyone waits here.
   DataSplit s;
-  if (comm.rank() == 0) s = load_mnist_dir(cfg.data.dir, cfg.model.classes);
-  share(s.train, comm);
-  share(s.test, comm);
+  if (!cfg.data.broadcast || comm.size() == 1) {
+    s = load_mnist_dir(cfg.data.dir, cfg.model.classes);
+  } else {
+    // Rank 0 alone touches the files; if it fails, its exception ends the job
+    // (the worker's main aborts every rank) before anyone waits here.
+    if (comm.rank() == 0) s = load_mnist_dir(cfg.data.dir, cfg.model.classes);
+    share(s.train, comm);
+    share(s.test, comm);
+  }
+  if (comm.size() > 1) keep_test_slice(s, comm);
   return s;
 }
 

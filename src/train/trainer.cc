@@ -240,7 +240,14 @@ void Trainer::check_replicas_agree(int epoch) {
 
 EvalResult Trainer::evaluate() {
   const Dataset& test = data_.test;
-  const Slice mine = rank_slice(test.count, comm_.rank(), comm_.size());
+  // This rank's slice, as positions in `test` (which may hold just that slice).
+  const int total = data_.test_total >= 0 ? data_.test_total : test.count;
+  Slice mine = rank_slice(total, comm_.rank(), comm_.size());
+  if (data_.test_total >= 0) {
+    if (mine.begin != data_.test_begin || mine.n != test.count)
+      throw Error("the test slice loaded does not match this rank's evaluation slice");
+    mine.begin = 0;
+  }
   const int eb =
       cfg_.train.eval_batch_size > 0 ? cfg_.train.eval_batch_size : cfg_.train.batch_size;
   const int chunk = std::max(1, (eb + comm_.size() - 1) / comm_.size());

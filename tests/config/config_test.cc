@@ -125,7 +125,7 @@ TEST(Config, FashionMnistLoads) {
 
 TEST(Config, DefaultsAndLines) {
   const Config c = parse_config(kBase, "configs/x.yaml");
-  EXPECT_EQ(c.train.eval_batch_size, 128);
+  EXPECT_EQ(c.train.eval_batch_size, 64);
   EXPECT_TRUE(c.distributed.overlap);
   EXPECT_EQ(c.status.listen, "127.0.0.1:50051");
   EXPECT_EQ(c.model.layers[0].line, 12);

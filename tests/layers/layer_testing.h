@@ -49,8 +49,8 @@ struct Harness {
     src = memory(md, ctx.engine, x.data());
     const auto dd = layer->dst_md().dims();
     dst_plain = plain_md(dd);
-    dst_to_plain = Converter(ctx, layer->dst_md(), dst_plain);
-    plain_to_dst = Converter(ctx, dst_plain, layer->dst_md());
+    dst_to_plain = Converter(ctx, layer->dst_md(), dst_plain, "test");
+    plain_to_dst = Converter(ctx, dst_plain, layer->dst_md(), "test");
     dst_plain_mem = memory(dst_plain, ctx.engine);
     ddst = memory(layer->dst_md(), ctx.engine);
   }

@@ -116,6 +116,70 @@ model:
   EXPECT_EQ(bad, 0);
 }
 
+// conv2d(relu) before maxpool2d runs as conv, pool, relu (cheaper backward):
+// the same numbers as a model that spells it that way.
+TEST(Model, ReluAfterPoolIsTheSameAsReluBeforePool) {
+  const char* fused = R"(
+model:
+  input: [1, 12, 12]
+  classes: 10
+  layers:
+    - {type: conv2d, filters: 8, kernel: 3, activation: relu}
+    - {type: maxpool2d, pool: 2}
+    - {type: flatten}
+    - {type: dense, units: 10}
+)";
+  const char* spelled = R"(
+model:
+  input: [1, 12, 12]
+  classes: 10
+  layers:
+    - {type: conv2d, filters: 8, kernel: 3}
+    - {type: relu}
+    - {type: maxpool2d, pool: 2}
+    - {type: flatten}
+    - {type: dense, units: 10}
+)";
+  Model a(parse_config(fused, "a").model), b(parse_config(spelled, "b").model);
+  ASSERT_EQ(a.param_count(), b.param_count());
+  a.init(4);
+  std::copy(a.params(), a.params() + a.param_count(), b.params());
+  auto x = random_images(5, 144, 1);
+  for (auto& v : x) v -= 0.5f;  // negative pre-activations too
+  std::vector<int32_t> y = {1, 2, 3, 4, 5};
+  const LossResult la = a.train_step(x.data(), y.data(), 5, 0.2f, {});
+  const LossResult lb = b.train_step(x.data(), y.data(), 5, 0.2f, {});
+  EXPECT_EQ(la.loss_sum, lb.loss_sum);
+  EXPECT_EQ(std::vector<float>(a.grads(), a.grads() + a.param_count()),
+            std::vector<float>(b.grads(), b.grads() + b.param_count()));
+}
+
+// Chains of other batch sizes (evaluation, the last partial batch) share
+// activation memory with the training chain: using them between steps must not
+// change what training computes.
+TEST(Model, EvaluationBetweenStepsDoesNotDisturbTraining) {
+  const Config cfg = load_config("configs/mnist.yaml");
+  auto x = random_images(8, 784, 2);
+  std::vector<int32_t> y = {0, 1, 2, 3, 4, 5, 6, 7};
+  auto run = [&](bool interleave) {
+    Model m(cfg.model);
+    m.init(1);
+    std::vector<float> out;
+    for (int step = 0; step < 3; ++step) {
+      m.train_step(x.data(), y.data(), 8, 0.125f, {});
+      if (interleave) {
+        m.evaluate(x.data(), y.data(), 5);
+        m.train_step(x.data(), y.data(), 3, 0.125f, {});  // another training chain
+        m.log_probs(x.data(), 8);
+        m.train_step(x.data(), y.data(), 8, 0.125f, {});  // recompute this step's grads
+      }
+      out.insert(out.end(), m.grads(), m.grads() + m.param_count());
+    }
+    return out;
+  };
+  EXPECT_EQ(run(false), run(true));
+}
+
 TEST(Model, LogProbsAreNormalised) {
   const Config cfg = load_config("configs/mnist.yaml");
   Model m(cfg.model);
