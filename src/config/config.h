@@ -76,7 +76,7 @@ struct ModelConfig {
 
 struct DistributedConfig {
   bool overlap = true;  // bucketed MPI_Iallreduce during backward
-  int bucket_kb = 256;
+  int bucket_kb = 64;  // small model: small buckets start reducing while conv2 runs backward
   int threads_per_rank = 0;  // 0: host cores / ranks on the host
 };
 
