@@ -26,6 +26,7 @@ LossResult SoftmaxCrossEntropy::forward(const memory& logits, const int32_t* lab
   const float* lp = log_probs();
   float* g = static_cast<float*>(diff_.get_data_handle());
   LossResult r;
+  r.count = n_;
   for (int64_t i = 0; i < n_; ++i) {
     const float* row = lp + i * k_;
     if (!labels) continue;  // prediction: log-probabilities only

@@ -14,6 +14,7 @@ namespace dpcnn {
 struct LossResult {
   double loss_sum = 0;  // summed over the samples (not averaged)
   int64_t correct = 0;  // argmax == label
+  int64_t count = 0;    // samples
 };
 
 class SoftmaxCrossEntropy {

@@ -114,17 +114,42 @@ EvalResult Trainer::run() {
   return r;
 }
 
-// One epoch from the resume position: next batch, forward, backward, allreduce,
-// update; a command (checkpoint, stop) is taken between steps on every rank.
+// One step of the global batch starting at position s*B of `order`: this
+// rank's slice, forward + backward (buckets reduced as they become final),
+// wait for the allreduce, update. Every rank runs it with the same s.
+LossResult Trainer::step(const std::vector<int64_t>& order, int64_t s) {
+  const int64_t b = cfg_.train.batch_size;
+  const auto t0 = Clock::now();
+  const int64_t gbegin = s * b, gsize = std::min(b, data_.train.count - gbegin);  // global batch
+  const Slice mine = rank_slice(gsize, comm_.rank(), comm_.size());  // this rank's part
+  fill_batch(data_.train, order.data() + gbegin + mine.begin, mine.n, x_.data(), y_.data());
+  const auto t1 = Clock::now();
+  const StepInfo info{cfg_.seed, static_cast<uint64_t>(global_step_), mine.begin};
+  const float scale = 1.0f / static_cast<float>(gsize);  // mean over the GLOBAL batch
+  auto ready = [this](size_t offset) { reducer_->ready_from(offset); };
+  const LossResult r = model_.train_step(x_.data(), y_.data(), mine.n, scale, info, ready);
+  const auto t2 = Clock::now();
+  reducer_->finish();  // grads = sum over ranks of per-sample grads / global batch
+  const auto t3 = Clock::now();
+  lr_ = learning_rate(cfg_.optimizer, global_step_, steps_per_epoch_, total_steps_);
+  opt_->step(model_.params(), model_.grads(), model_.param_count(), lr_);
+  ++global_step_;
+  if (global_step_ > kWarmupSteps)
+    record_times(t0, t1, t2, t3, gsize);
+  else
+    reducer_->take_wait_seconds();
+  return r;
+}
+
+// One epoch from the resume position; a command (checkpoint, stop) is taken
+// between steps, on every rank at the same step.
 void Trainer::train_epoch(int epoch) {
   const std::vector<int64_t> order = epoch_order(cfg_.seed, epoch, data_.train.count);
-  const int64_t n_total = data_.train.count, b = cfg_.train.batch_size;
   Progress progress(comm_.rank() == 0, opts_.live_progress);
   progress.begin_epoch(epoch + 1, cfg_.train.epochs, steps_per_epoch_);
   const auto epoch_start = Clock::now();
   double loss_sum = 0, correct = 0;
   int64_t seen = 0;
-  auto ready = [this](size_t offset) { reducer_->ready_from(offset); };
   const int64_t first = epoch == start_epoch_ ? start_step_ : 0;
   int64_t s = first;
   for (; s < steps_per_epoch_; ++s) {
@@ -132,33 +157,15 @@ void Trainer::train_epoch(int epoch) {
       done_ = true;
       break;
     }
-    const auto t0 = Clock::now();
-    const int64_t gbegin = s * b, gsize = std::min(b, n_total - gbegin);  // next global batch
-    const Slice mine = rank_slice(gsize, comm_.rank(), comm_.size());     // this rank's part
-    fill_batch(data_.train, order.data() + gbegin + mine.begin, mine.n, x_.data(), y_.data());
-    const auto t1 = Clock::now();
-    const StepInfo info{cfg_.seed, static_cast<uint64_t>(global_step_), mine.begin};
-    const float scale = 1.0f / static_cast<float>(gsize);  // mean over the GLOBAL batch
-    LossResult r = model_.train_step(x_.data(), y_.data(), mine.n, scale, info, ready);
-    const auto t2 = Clock::now();
-    reducer_->finish();  // grads = sum over ranks of per-sample grads / global batch
-    const auto t3 = Clock::now();
-    const float lr = learning_rate(cfg_.optimizer, global_step_, steps_per_epoch_, total_steps_);
-    opt_->step(model_.params(), model_.grads(), model_.param_count(), lr);
-    ++global_step_;
-    if (global_step_ > kWarmupSteps)
-      record_times(t0, t1, t2, t3, gsize);
-    else
-      reducer_->take_wait_seconds();
+    const LossResult r = step(order, s);
     loss_sum += r.loss_sum;
     correct += static_cast<double>(r.correct);
-    seen += mine.n;
+    seen += r.count;
     progress.step(s + 1, loss_sum / seen, correct / seen);
     if (comm_.rank() == 0 && opts_.observer) {
-      const double el = since(epoch_start);
+      const double el = since(epoch_start), imgs = (s + 1 - first) * cfg_.train.batch_size;
       opts_.observer->on_progress({epoch + 1, s + 1, global_step_, total_steps_, loss_sum / seen,
-                                   correct / seen,
-                                   el > 0 ? (s + 1 - first) * static_cast<double>(b) / el : 0, lr});
+                                   correct / seen, el > 0 ? imgs / el : 0, lr_});
     }
     if (cfg_.checkpoint.every_steps > 0 && global_step_ % cfg_.checkpoint.every_steps == 0)
       save_checkpoint(epoch, s + 1);

@@ -72,6 +72,7 @@ class Trainer {
  private:
   using Clock = std::chrono::steady_clock;
   void train_epoch(int epoch);
+  LossResult step(const std::vector<int64_t>& order, int64_t s);
   bool handle_command(int epoch, int64_t step_in_epoch);
   EpochMetrics end_epoch(int epoch, double loss_sum, double correct, int64_t seen, double seconds);
   void check_replicas_agree(int epoch);
@@ -94,6 +95,7 @@ class Trainer {
   int64_t steps_per_epoch_ = 0, total_steps_ = 0, global_step_ = 0;
   int start_epoch_ = 0;
   int64_t start_step_ = 0, saved_step_ = -1;
+  float lr_ = 0;  // of the last step
   PhaseTimes times_;
   std::vector<EpochMetrics> history_;
   std::string run_dir_;
