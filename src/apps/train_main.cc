@@ -99,6 +99,7 @@ int main(int argc, char** argv) {
     const dpcnn::DataSplit data = dpcnn::load_job_data(cfg, *comm);
     opts.live_progress = progress == "bar" || (progress == "auto" && isatty(STDOUT_FILENO) && !mpi);
     std::unique_ptr<dpcnn::TrainingObserver> reporter;
+    opts.commands = !report_to.empty();  // the same on every rank: one command line
     if (!report_to.empty() && comm->rank() == 0) {
       reporter = dpcnn::make_grpc_reporter(report_to, run_id);
       opts.observer = reporter.get();

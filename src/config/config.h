@@ -62,10 +62,10 @@ struct DataConfig {
 
 struct TrainConfig {
   int epochs = 5;
-  int batch_size = 64;        // the GLOBAL batch, split across ranks
+  int batch_size = 64;       // the GLOBAL batch, split across ranks
   int eval_batch_size = 64;  // global, for evaluation only (bounds its memory)
-  int max_steps = 0;          // > 0: stop after this many steps (tests, benchmarks)
-  bool eval = true;           // evaluate on the test set after each epoch
+  int max_steps = 0;         // > 0: stop after this many steps (tests, benchmarks)
+  bool eval = true;          // evaluate on the test set after each epoch
 };
 
 struct ModelConfig {
@@ -75,8 +75,8 @@ struct ModelConfig {
 };
 
 struct DistributedConfig {
-  bool overlap = true;  // bucketed MPI_Iallreduce during backward
-  int bucket_kb = 64;  // small model: small buckets start reducing while conv2 runs backward
+  bool overlap = true;       // bucketed MPI_Iallreduce during backward
+  int bucket_kb = 64;        // small model: small buckets start reducing while conv2 runs backward
   int threads_per_rank = 0;  // 0: host cores / ranks on the host
 };
 

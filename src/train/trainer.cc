@@ -191,6 +191,7 @@ void Trainer::train_epoch(int epoch) {
 
 // Rank 0 asks its observer; every rank acts on the same command at this step.
 bool Trainer::handle_command(int epoch, int64_t step_in_epoch) {
+  if (!opts_.commands && comm_.size() > 1) return false;  // nobody can send one
   int32_t cmd = static_cast<int32_t>(Command::kNone);
   if (comm_.rank() == 0 && opts_.observer)
     cmd = static_cast<int32_t>(opts_.observer->poll_command());

@@ -45,8 +45,11 @@ struct PhaseTimes {
 
 struct TrainerOptions {
   TrainingObserver* observer = nullptr;  // rank 0's; may be null
-  std::string resume;                    // "", "auto" (newest valid, if any) or a checkpoint path
-  bool live_progress = false;            // redraw a progress bar in place (a terminal)
+  // Rank 0's observer may issue commands: every rank then takes part in a
+  // broadcast at each step boundary (all ranks must agree on this flag).
+  bool commands = false;
+  std::string resume;          // "", "auto" (newest valid, if any) or a checkpoint path
+  bool live_progress = false;  // redraw a progress bar in place (a terminal)
 };
 
 class Trainer {
