@@ -279,6 +279,12 @@ TEST_F(MultiHost, LauncherRestartsAfterPulledCable) {
                           "--set checkpoint.every_steps=20 --set status.listen=127.0.0.1:0",
                       tmp / "launch.log");
   ASSERT_TRUE(launcher.wait_for_log("ckpt-0+40\\.pb", 60s)) << launcher.log();
+  // The status lists both hosts (the service listens on h1's loopback).
+  const Result status = sh(vcluster() + "exec h1 " + kBin + "/dpcnn-status --json --run " +
+                           (tmp / "mnist-small").string());
+  ASSERT_EQ(status.status, 0) << status.output;
+  EXPECT_NE(status.output.find("\"h1\""), std::string::npos) << status.output;
+  EXPECT_NE(status.output.find("\"h2\""), std::string::npos) << status.output;
   const auto cut = Clock::now();
   ASSERT_EQ(sh(vcluster() + "link h2 down").status, 0);
   const bool seen = launcher.wait_for_log("job failed|lost communication", 60s);
