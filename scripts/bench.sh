@@ -4,13 +4,15 @@
 # rounds, then MFU, scaling, allreduce share, RSS and a oneDNN time breakdown.
 #   scripts/bench.sh [--rounds K] [--steps S] [--quick] [more: tests/bench/bench.py --help]
 # Results: runs/bench/bench.json, runs/bench/bench.md (logs in runs/bench/logs).
-# Needs a built worker (build/bin/dpcnn-train), data/mnist, data/fashion-mnist
-# and Debian's python3-torch (/usr/bin/python3). Run it on an idle machine.
+# Installs the PyTorch peer (Debian's python3-torch), builds and fetches the data
+# when missing. Run it on an idle machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[[ -x /usr/bin/python3 ]] || { echo "bench.sh: /usr/bin/python3 not found" >&2; exit 1; }
-for d in data/mnist data/fashion-mnist; do
-  [[ -f $d/train-images-idx3-ubyte || -f $d/train-images-idx3-ubyte.gz ]] ||
-    { echo "bench.sh: $d missing: run scripts/fetch-data.sh ${d#data/}" >&2; exit 1; }
+# From a fresh clone too: the peer's packages, a Release build, both datasets.
+scripts/bootstrap.sh --bench
+[[ -x build/bin/dpcnn-train ]] || scripts/build.sh
+for d in mnist fashion-mnist; do
+  [[ -f data/$d/train-images-idx3-ubyte || -f data/$d/train-images-idx3-ubyte.gz ]] ||
+    scripts/fetch-data.sh "$d" "data/$d"
 done
 exec /usr/bin/python3 tests/bench/bench.py "$@"

@@ -9,7 +9,7 @@ packages=(cmake g++ make pkg-config git ca-certificates curl openssl
   libopenmpi-dev openmpi-bin libdnnl-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libyaml-cpp-dev libgtest-dev zlib1g-dev libstb-dev libcli11-dev libssl-dev
-  clang libclang-rt-14-dev)
+  clang libclang-rt-14-dev iproute2)
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(python3-torch python3-numpy libopenblas0-openmp)
 fi
