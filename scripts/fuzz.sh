@@ -4,9 +4,14 @@
 # FUZZ_SECONDS (default 20) seconds. Exits non-zero when a fuzzer finds a crash
 # (the reproducer is left in build-fuzz/fuzz/crash-*).
 #   scripts/fuzz.sh [fuzzer ...]      default: checkpoint image
+# FUZZ_SEED (default 0: a new random seed each run) and FUZZ_RUNS (default: no
+# limit) make a run repeatable: scripts/test.sh (CI) uses a fixed seed and
+# count, so CI replays the same inputs every time; explore with the defaults.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-20}
+limits=(-seed="${FUZZ_SEED:-0}")
+[[ -n "${FUZZ_RUNS:-}" ]] && limits+=(-runs="$FUZZ_RUNS")
 fuzzers=("$@")
 [[ ${#fuzzers[@]} -gt 0 ]] || fuzzers=(checkpoint image)
 
@@ -27,7 +32,7 @@ for f in "${fuzzers[@]}"; do
   "build-fuzz/fuzz/${f}_seeds" "$corpus"
   if [[ -d tests/fuzz/regressions/$f ]]; then cp tests/fuzz/regressions/"$f"/* "$corpus"/; fi
   echo "fuzz.sh: $f for ${seconds} s" >&2
-  if ! (cd build-fuzz/fuzz && "./${f}_fuzz" -max_total_time="$seconds" -max_len=65536 \
+  if ! (cd build-fuzz/fuzz && "./${f}_fuzz" -max_total_time="$seconds" "${limits[@]}" -max_len=65536 \
         -rss_limit_mb=2048 -print_final_stats=1 "corpus-$f" 2>"$f.log"); then
     echo "fuzz.sh: $f FOUND A CRASH; see build-fuzz/fuzz/$f.log and build-fuzz/fuzz/crash-*" >&2
     tail -n 40 "build-fuzz/fuzz/$f.log" >&2
