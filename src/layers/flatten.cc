@@ -17,6 +17,7 @@ Flatten::Flatten(const Context& ctx, const memory::desc& src_md, bool training)
   dst_ = ctx.alloc(dst_md_, "dst");
   // The same bytes seen as plain N,C,H,W: reordering into this view flattens.
   plain4d_ = memory::desc(s, dt::f32, tag::nchw);
+  dst_plain4d_ = memory(plain4d_, ctx.engine, dst_.get_data_handle());
   to_plain_ = Converter(ctx, src_md, plain4d_, "to_plain");
   if (training) {
     from_plain_ = Converter(ctx, plain4d_, src_md, "from_plain");
@@ -29,7 +30,7 @@ void Flatten::forward(const memory& src, const StepInfo&) {
     dst_ = src;
     return;
   }
-  to_plain_.run_into(ctx_, src, memory(plain4d_, ctx_.engine, dst_.get_data_handle()));
+  to_plain_.run_into(ctx_, src, dst_plain4d_);
 }
 
 void Flatten::backward(const memory& diff_dst, bool need_diff_src) {

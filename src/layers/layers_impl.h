@@ -118,6 +118,7 @@ class Flatten : public Layer {
  private:
   bool identity_;
   memory::desc plain4d_;
+  memory dst_plain4d_;  // dst's bytes seen as plain N,C,H,W (made once, not per step)
   Converter to_plain_, from_plain_;
 };
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -14,6 +15,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace dpcnn::testing {
@@ -36,6 +38,21 @@ inline Result sh(const std::string& cmd) {
   r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128;
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;
+}
+
+// Exit code of child `pid` (128 + signal when killed), or -1 if it is still
+// running after `timeout`. Clears `pid` once it is reaped.
+inline int wait_exit(pid_t& pid, std::chrono::milliseconds timeout) {
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  int st = 0;
+  while (std::chrono::steady_clock::now() < until) {
+    if (waitpid(pid, &st, WNOHANG) == pid) {
+      pid = -1;
+      return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return -1;
 }
 
 inline std::string slurp(const std::filesystem::path& p) {

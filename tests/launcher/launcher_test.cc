@@ -20,6 +20,7 @@
 #include <sstream>
 #include <thread>
 
+#include "../integration/process_testing.h"
 #include "../integration/synthetic_data.h"
 #include "dpcnn/v1/status.grpc.pb.h"
 
@@ -27,19 +28,13 @@ namespace dpcnn {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::slurp;
 namespace pb = dpcnn::v1;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
 double since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
 }
 
 // The worker processes of one test: the dpcnn-train whose command line names
@@ -108,18 +103,7 @@ class Launch : public ::testing::Test {
   }
 
   // Exit code of the launcher, or -1 after `timeout` (then it is killed).
-  int wait_exit(std::chrono::seconds timeout = 120s) {
-    const auto until = Clock::now() + timeout;
-    int st = 0;
-    while (Clock::now() < until) {
-      if (waitpid(pid, &st, WNOHANG) == pid) {
-        pid = -1;
-        return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-      }
-      std::this_thread::sleep_for(20ms);
-    }
-    return -1;
-  }
+  int wait_exit(std::chrono::seconds timeout = 120s) { return testing::wait_exit(pid, timeout); }
 
   std::string log() { return slurp(tmp / "launch.log"); }
 
@@ -234,14 +218,9 @@ std::string reflection_list(const std::shared_ptr<grpc::Channel>& ch) {
 }
 
 int run_sync(const std::string& cmd, std::string* out = nullptr) {
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  std::string s;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) s.append(buf, n);
-  const int st = pclose(p);
-  if (out) *out = s;
-  return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+  const testing::Result r = testing::sh(cmd);
+  if (out) *out = r.output;
+  return r.status;
 }
 
 TEST_F(Launch, BadConfigIsOneLineAndExit2) {

@@ -69,18 +69,7 @@ class Background {
     }
   }
   // Exit code, or -1 if still running after `timeout`.
-  int wait(std::chrono::milliseconds timeout) {
-    const auto until = Clock::now() + timeout;
-    int st = 0;
-    while (Clock::now() < until) {
-      if (waitpid(pid_, &st, WNOHANG) == pid_) {
-        pid_ = -1;
-        return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-      }
-      std::this_thread::sleep_for(20ms);
-    }
-    return -1;
-  }
+  int wait(std::chrono::milliseconds timeout) { return testing::wait_exit(pid_, timeout); }
   // Waits until the log matches `re`; false after `timeout` or if the command ended.
   bool wait_for_log(const std::string& re, std::chrono::seconds timeout) {
     const std::regex r(re);
