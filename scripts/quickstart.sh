@@ -17,7 +17,7 @@ build/bin/dpcnn-launch --config configs/mnist.yaml --np 2 "$@"
 # the checkpoint the run just wrote (--show draws what the network sees).
 build/bin/dpcnn-predict --idx data/mnist/t10k-images-idx3-ubyte data/mnist/t10k-labels-idx1-ubyte \
   --write-png runs/mnist/digits --count 5 >/dev/null
-build/bin/dpcnn-predict --checkpoint runs/mnist/checkpoints/latest runs/mnist/digits/*.png
+build/bin/dpcnn-predict --checkpoint runs/mnist runs/mnist/digits/*.png
 echo
 echo "quickstart: done. Metrics: runs/mnist/metrics.jsonl, curves: runs/mnist/curves.svg," \
-  "checkpoints: runs/mnist/checkpoints/"
+  "checkpoints: runs/mnist/latest/checkpoints/"

@@ -7,16 +7,23 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <thread>
+
+#include <cstdlib>
+#include <filesystem>
+#include <new>
 
 #include "comm/mpi_communicator.h"
 #include "config/config.h"
 #include "core/error.h"
 #include "data/dataset.h"
 #include "report/reporter.h"
+#include "run/run_dir.h"
 #include "train/load_data.h"
+#include "train/memory_estimate.h"
 #include "train/trainer.h"
 
 namespace {
@@ -47,6 +54,79 @@ void save_raw(const std::string& path, dpcnn::Model& m) {
     throw dpcnn::Error(dpcnn::errno_message("cannot write '" + path + "'"));
 }
 
+bool has_checkpoints(const std::string& run_dir) {
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(run_dir + "/checkpoints", ec), end; !ec && it != end;
+       it.increment(ec))
+    if (it->path().filename().string().rfind("ckpt-", 0) == 0) return true;
+  return false;
+}
+
+// The newest run of an experiment that holds a checkpoint (version_N from the
+// highest N down, then a pre-version layout's <experiment>/checkpoints), or "".
+std::string newest_run_with_checkpoint(const std::string& exp) {
+  namespace fs = std::filesystem;
+  std::vector<std::pair<long, std::string>> runs;
+  std::error_code ec;
+  for (fs::directory_iterator it(exp, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string n = it->path().filename();
+    if (n.rfind("version_", 0) == 0 && it->is_directory(ec) && !it->is_symlink(ec))
+      runs.push_back({std::atol(n.c_str() + 8), it->path().string()});
+  }
+  std::sort(runs.rbegin(), runs.rend());
+  for (const auto& [n, dir] : runs)
+    if (has_checkpoints(dir)) return dir;
+  return has_checkpoints(exp) ? exp : "";
+}
+
+// Rank 0's choice of run directory. Nothing that a run wrote is moved or
+// deleted: a new run gets the next version_N, a resumed run continues in its
+// own, --evaluate-only only reads. `existing` is known before the model is
+// built; a new run's directory is created only once every check has passed.
+struct RunChoice {
+  std::string existing;  // the run to continue (or to read, for --evaluate-only)
+  std::string resume;    // what Trainer::resume reads ("" when fresh)
+  bool create = false;   // make a new version_N after the checks
+};
+
+RunChoice choose_run(const dpcnn::Config& cfg, const std::string& resume,
+                     const std::string& run_dir, bool evaluate_only) {
+  const std::string exp = cfg.runs_dir + "/" + cfg.name;
+  RunChoice c;
+  c.resume = resume;
+  if (evaluate_only) {
+    if (!resume.empty() && resume != "auto") return c;  // read that checkpoint, write nothing
+    const std::string dir = newest_run_with_checkpoint(exp);
+    if (dir.empty())
+      throw dpcnn::InputError("--evaluate-only: no checkpoint of run '" + cfg.name + "' under " +
+                              exp + " (train it first, or pass --resume PATH)");
+    std::printf("evaluating the newest checkpoint of %s\n", dir.c_str());
+    c.resume = dir + "/checkpoints";
+    return c;
+  }
+  if (!run_dir.empty()) {  // dpcnn-launch chose it
+    std::error_code ec;
+    std::filesystem::create_directories(run_dir, ec);
+    if (ec) throw dpcnn::Error("cannot create run directory '" + run_dir + "': " + ec.message());
+    c.existing = run_dir;
+  } else if (resume == "auto") {
+    c.existing = newest_run_with_checkpoint(exp);
+    if (c.existing.empty()) c.create = true;  // "no checkpoint ...: starting fresh"
+  } else if (!resume.empty()) {
+    c.existing = dpcnn::run_of(resume);  // continue the run the checkpoint belongs to
+    c.create = c.existing.empty();
+  } else {
+    c.create = true;
+  }
+  return c;
+}
+
+std::string command_line(int argc, char** argv) {
+  std::string s;
+  for (int i = 0; i < argc; ++i) s += (i ? " " : "") + std::string(argv[i]);
+  return s;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -74,7 +154,16 @@ int main(int argc, char** argv) {
                  "report progress to a dpcnn-launch at this gRPC address (rank 0; the run token "
                  "comes from $DPCNN_RUN_TOKEN)");
   app.add_option("--run-id", run_id, "run id to report (with --report-to)");
-  CLI11_PARSE(app, argc, argv);
+  std::string run_dir;
+  app.add_option("--run-dir", run_dir,
+                 "write into this run directory (dpcnn-launch passes it; by default a new "
+                 "<runs_dir>/<name>/version_N, or the resumed run's own)");
+  const std::string command = command_line(argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? dpcnn::exit_code::kOk : dpcnn::exit_code::kBadInput;
+  }
 
   std::unique_ptr<dpcnn::MpiContext> mpi;
   std::unique_ptr<dpcnn::Communicator> comm;
@@ -97,6 +186,21 @@ int main(int argc, char** argv) {
       std::printf("dpcnn-train: %s, %d rank(s) x %d thread(s), global batch %d\n", cfg.name.c_str(),
                   comm->size(), threads, cfg.train.batch_size);
     const dpcnn::DataSplit data = dpcnn::load_job_data(cfg, *comm);
+    dpcnn::check_memory(cfg, data, comm->size(), comm->local_size());
+    // Every rank calls resume() when any may (it is collective); rank 0 alone
+    // chooses and locks the run directory and reads the checkpoint.
+    if (evaluate_only && opts.resume.empty()) opts.resume = "auto";
+    dpcnn::RunLock lock;
+    RunChoice run;
+    const bool own_lock = std::getenv(dpcnn::kRunLockHolderEnv) == nullptr;
+    if (comm->rank() == 0) {
+      run = choose_run(cfg, opts.resume, run_dir, evaluate_only);
+      opts.resume = run.resume;
+      if (!run.existing.empty() && !evaluate_only) {
+        if (own_lock) lock = dpcnn::RunLock::acquire(run.existing, command);
+        opts.run_dir = run.existing;
+      }
+    }
     opts.live_progress = progress == "bar" || (progress == "auto" && isatty(STDOUT_FILENO) && !mpi);
     std::unique_ptr<dpcnn::TrainingObserver> reporter;
     opts.commands = !report_to.empty();  // the same on every rank: one command line
@@ -105,6 +209,18 @@ int main(int argc, char** argv) {
       opts.observer = reporter.get();
     }
     dpcnn::Trainer trainer(cfg, *comm, data, opts);
+    if (comm->rank() == 0 && run.create) {
+      trainer.set_run_dir(dpcnn::create_run(cfg.runs_dir + "/" + cfg.name));
+      if (own_lock) lock = dpcnn::RunLock::acquire(trainer.run_dir(), command);
+    }
+    if (comm->rank() == 0 && !evaluate_only)
+      std::printf("run directory: %s\n", trainer.run_dir().c_str());
+    if (comm->rank() == 0 && trainer.complete() && !evaluate_only)
+      std::printf("this run is already complete at step %lld of %lld (train.epochs %d, "
+                  "train.max_steps %lld): nothing to train; raise them to train on\n",
+                  static_cast<long long>(trainer.global_step()),
+                  static_cast<long long>(trainer.total_steps()), cfg.train.epochs,
+                  static_cast<long long>(cfg.train.max_steps));
     if (evaluate_only)
       trainer.print_summary(trainer.evaluate());
     else
@@ -112,12 +228,19 @@ int main(int argc, char** argv) {
     if (!save_params.empty() && comm->rank() == 0) save_raw(save_params, trainer.model());
   } catch (const std::exception& e) {
     std::fflush(stdout);
+    const auto* err = dynamic_cast<const dpcnn::Error*>(&e);
+    const int code = err ? err->exit_code() : dpcnn::exit_code::kFailure;
+    std::string what = e.what();
+    if (dynamic_cast<const std::bad_alloc*>(&e))
+      what =
+          "out of memory (the memory estimate passed, so something else on this host took "
+          "it, or the estimate is short: lower train.batch_size)";
     if (comm->size() > 1) {
-      std::fprintf(stderr, "rank %d on %s: %s\n", comm->rank(), comm->host().c_str(), e.what());
-      comm->abort(1);  // ends every rank now: no peer is left waiting in a collective
+      std::fprintf(stderr, "rank %d on %s: %s\n", comm->rank(), comm->host().c_str(), what.c_str());
+      comm->abort(code);  // ends every rank now: no peer is left waiting in a collective
     }
-    std::fprintf(stderr, "dpcnn-train: %s\n", e.what());
-    return 1;
+    std::fprintf(stderr, "dpcnn-train: %s\n", what.c_str());
+    return code;
   }
-  return 0;
+  return dpcnn::exit_code::kOk;
 }

@@ -31,8 +31,8 @@ constexpr const char* kTempMarker = ".tmp-";
 
 std::string quoted(const std::string& name) { return "checkpoint '" + name + "'"; }
 
-Error bad(const std::string& name, const std::string& why) {
-  return Error(quoted(name) + ": " + why);
+InputError bad(const std::string& name, const std::string& why) {
+  return InputError(quoted(name) + ": " + why);
 }
 
 std::string sha256(const char* data, size_t n) {
@@ -80,14 +80,14 @@ TensorData from_proto(const v1::Tensor& p, const std::string& name) {
 
 std::string read_file(const std::string& path) {
   std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) throw Error(errno_message(quoted(path) + ": cannot open"));
+  if (!f) throw InputError(errno_message(quoted(path) + ": cannot open"));
   std::string bytes;
   char buf[1 << 16];
   size_t n;
   while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) bytes.append(buf, n);
   const bool failed = std::ferror(f) != 0;
   std::fclose(f);
-  if (failed) throw Error(errno_message(quoted(path) + ": cannot read"));
+  if (failed) throw InputError(errno_message(quoted(path) + ": cannot read"));
   return bytes;
 }
 
@@ -360,7 +360,7 @@ std::string resolve_checkpoint_path(const std::string& path) {
     // A run directory (runs/<name>) holds its checkpoints one level down.
     if (fs::is_directory(path + "/checkpoints", ec))
       return resolve_checkpoint_path(path + "/checkpoints");
-    throw Error("checkpoint directory '" + path + "' holds no checkpoint (ckpt-*.pb)");
+    throw InputError("checkpoint directory '" + path + "' holds no checkpoint (ckpt-*.pb)");
   }
   if (fs::path(path).filename() != kLatest) return path;
   std::string target = read_file(path);
@@ -372,7 +372,7 @@ std::string resolve_checkpoint_path(const std::string& path) {
   const std::string resolved =
       fs::path(target).is_absolute() ? target : parent_dir(path) + "/" + target;
   if (!fs::exists(resolved, ec))
-    throw Error("checkpoint pointer '" + path + "' names '" + target + "', which does not exist");
+    throw InputError("checkpoint pointer '" + path + "' names '" + target + "', which does not exist");
   return resolved;
 }
 

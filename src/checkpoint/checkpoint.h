@@ -92,7 +92,9 @@ class CheckpointDir {
 };
 
 // Resolves what a user passes as a checkpoint: a checkpoint file, a `latest`
-// pointer file, or a checkpoints directory (its `latest`, else its newest file).
+// pointer file, a checkpoints directory (its `latest`, else its newest file), a
+// run directory (its checkpoints/) or an experiment directory (its `latest`
+// run). Throws InputError naming the path when none of these holds one.
 std::string resolve_checkpoint_path(const std::string& path);
 
 }  // namespace dpcnn

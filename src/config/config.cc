@@ -226,7 +226,7 @@ class Parser {
 
   [[noreturn]] void fail(const std::string& path, const YAML::Mark& mark,
                          const std::string& message) const {
-    throw Error(where(path, mark) + ": " + message);
+    throw InputError(where(path, mark) + ": " + message);
   }
 
   void apply_override(YAML::Node& root, const std::string& text);
@@ -449,13 +449,13 @@ std::string Parser::apply(YAML::Node node, const std::vector<Seg>& segs, size_t 
       std::all_of(seg.name.begin(), seg.name.end(), [](char c) { return c >= '0' && c <= '9'; });
   if (seg.bracket || (digits && node.IsSequence())) {
     if (!node.IsSequence()) {
-      throw Error("--set " + key + ": " + where_now + " is not a list, it holds " + describe(node));
+      throw InputError("--set " + key + ": " + where_now + " is not a list, it holds " + describe(node));
     }
     const size_t idx = seg.bracket ? seg.index : std::stoul(seg.name);
     const std::string here = canon + "[" + std::to_string(idx) + "]";
     const size_t size = node.size();
     if (idx > size || (idx == size && !last)) {
-      throw Error("--set " + key + ": index " + std::to_string(idx) + " is out of range; " +
+      throw InputError("--set " + key + ": index " + std::to_string(idx) + " is out of range; " +
                   where_now + " has " + std::to_string(size) + " entries");
     }
     if (idx == size) {  // appending one entry
@@ -470,7 +470,7 @@ std::string Parser::apply(YAML::Node node, const std::vector<Seg>& segs, size_t 
     return apply(node[idx], segs, i + 1, value, here, key, created);
   }
   if (!node.IsMap() && !node.IsNull()) {
-    throw Error("--set " + key + ": " + where_now + " is not a map, it holds " + describe(node));
+    throw InputError("--set " + key + ": " + where_now + " is not a map, it holds " + describe(node));
   }
   const std::string here = join_path(canon, seg.name);
   const YAML::Node& cnode = node;  // const lookups do not insert keys
@@ -490,7 +490,7 @@ std::string Parser::apply(YAML::Node node, const std::vector<Seg>& segs, size_t 
 void Parser::apply_override(YAML::Node& root, const std::string& text) {
   const size_t eq = text.find('=');
   if (eq == std::string::npos) {
-    throw Error("--set " + text + ": expected key=value, e.g. --set train.epochs=3");
+    throw InputError("--set " + text + ": expected key=value, e.g. --set train.epochs=3");
   }
   auto trim = [](std::string s) {
     const char* ws = " \t\r\n";
@@ -500,7 +500,7 @@ void Parser::apply_override(YAML::Node& root, const std::string& text) {
   };
   const std::string key = trim(text.substr(0, eq));
   const std::string value_text = text.substr(eq + 1);
-  if (key.empty()) throw Error("--set " + text + ": expected key=value, the key is empty");
+  if (key.empty()) throw InputError("--set " + text + ": expected key=value, the key is empty");
 
   // "model.layers[2].units" and "model.layers.2.units" both work.
   const std::string malformed =
@@ -513,24 +513,24 @@ void Parser::apply_override(YAML::Node& root, const std::string& text) {
                                 key[end] == '_' || key[end] == '-')) {
       ++end;
     }
-    if (end == pos) throw Error(malformed);
+    if (end == pos) throw InputError(malformed);
     segs.push_back({key.substr(pos, end - pos)});
     pos = end;
     while (pos < key.size() && key[pos] == '[') {
       const size_t close = key.find(']', pos);
       if (close == std::string::npos || close == pos + 1 || close - pos > 10)
-        throw Error(malformed);
+        throw InputError(malformed);
       Seg s;
       s.bracket = true;
       for (size_t j = pos + 1; j < close; ++j) {
-        if (key[j] < '0' || key[j] > '9') throw Error(malformed);
+        if (key[j] < '0' || key[j] > '9') throw InputError(malformed);
         s.index = s.index * 10 + static_cast<size_t>(key[j] - '0');
       }
       segs.push_back(s);
       pos = close + 1;
     }
     if (pos == key.size()) break;
-    if (key[pos] != '.') throw Error(malformed);
+    if (key[pos] != '.') throw InputError(malformed);
     ++pos;
   }
 
@@ -538,7 +538,7 @@ void Parser::apply_override(YAML::Node& root, const std::string& text) {
   try {
     value = YAML::Load(value_text);
   } catch (const YAML::Exception& e) {
-    throw Error("--set " + key + ": YAML syntax error in value '" + value_text + "': " + e.msg);
+    throw InputError("--set " + key + ": YAML syntax error in value '" + value_text + "': " + e.msg);
   }
   if (!root.IsDefined() || root.IsNull()) root.reset(YAML::Node(YAML::NodeType::Map));
 
@@ -806,11 +806,11 @@ Config parse_config(const std::string& yaml_text, const std::string& source,
     try {
       docs = YAML::LoadAll(yaml_text);
     } catch (const YAML::ParserException& e) {
-      throw Error(name + ":" + std::to_string(e.mark.is_null() ? 1 : e.mark.line + 1) +
+      throw InputError(name + ":" + std::to_string(e.mark.is_null() ? 1 : e.mark.line + 1) +
                   ": YAML syntax error: " + e.msg);
     }
     if (docs.size() > 1) {
-      throw Error(name + ":" + std::to_string(docs[1].Mark().line + 1) +
+      throw InputError(name + ":" + std::to_string(docs[1].Mark().line + 1) +
                   ": expected one YAML document, found " + std::to_string(docs.size()));
     }
     YAML::Node root = docs.empty() ? YAML::Node() : docs[0];
@@ -824,14 +824,14 @@ Config parse_config(const std::string& yaml_text, const std::string& source,
     return cfg;
   } catch (const YAML::Exception& e) {
     // Not expected past parsing; keep the promise that only Error escapes.
-    throw Error(name + ": " + e.what());
+    throw InputError(name + ": " + e.what());
   }
 }
 
 Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
   const std::string what = "cannot open config '" + path + "'";
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error(errno_message(what));
+  if (fd < 0) throw InputError(errno_message(what));
   std::string text;
   char buf[1 << 16];
   while (true) {
@@ -841,7 +841,7 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
       const int saved = errno;
       ::close(fd);
       errno = saved;
-      throw Error(errno_message(what));
+      throw InputError(errno_message(what));
     }
     if (n == 0) break;
     text.append(buf, static_cast<size_t>(n));

@@ -21,7 +21,7 @@ std::string find_file(const std::string& dir, const std::string& name) {
   std::error_code ec;
   if (fs::is_regular_file(raw, ec)) return raw.string();
   if (fs::is_regular_file(gz, ec)) return gz.string();
-  throw Error(raw.string() + ": missing (nor " + gz.filename().string() +
+  throw InputError(raw.string() + ": missing (nor " + gz.filename().string() +
               "); run scripts/fetch-data.sh to download the dataset");
 }
 
@@ -37,21 +37,21 @@ Dataset load_pair(const std::string& dir, const std::string& prefix, int num_cla
   IdxArray images = read_idx(images_path);
   IdxArray labels = read_idx(labels_path);
   if (images.dims.size() != 3)
-    throw Error(images_path + ": images must have rank 3 (count,height,width), found " +
+    throw InputError(images_path + ": images must have rank 3 (count,height,width), found " +
                 dims_string(images.dims));
   if (labels.dims.size() != 1)
-    throw Error(labels_path + ": labels must have rank 1 (count), found " +
+    throw InputError(labels_path + ": labels must have rank 1 (count), found " +
                 dims_string(labels.dims));
   if (images.dims[0] != labels.dims[0])
-    throw Error(labels_path + ": " + std::to_string(labels.dims[0]) + " labels but " + images_path +
+    throw InputError(labels_path + ": " + std::to_string(labels.dims[0]) + " labels but " + images_path +
                 " has " + std::to_string(images.dims[0]) + " images");
   constexpr uint32_t kMaxInt = 0x7fffffff;
   if (images.dims[0] > kMaxInt || images.dims[1] > kMaxInt || images.dims[2] > kMaxInt ||
       uint64_t{images.dims[1]} * images.dims[2] > kMaxInt)
-    throw Error(images_path + ": dimensions too large " + dims_string(images.dims));
+    throw InputError(images_path + ": dimensions too large " + dims_string(images.dims));
   for (size_t i = 0; i < labels.data.size(); ++i) {
     if (labels.data[i] >= num_classes)
-      throw Error(labels_path + ": label " + std::to_string(labels.data[i]) + " at index " +
+      throw InputError(labels_path + ": label " + std::to_string(labels.data[i]) + " at index " +
                   std::to_string(i) + " is not below num_classes=" + std::to_string(num_classes));
   }
   Dataset d;
@@ -68,12 +68,12 @@ Dataset load_pair(const std::string& dir, const std::string& prefix, int num_cla
 
 DataSplit load_mnist_dir(const std::string& dir, int num_classes) {
   if (num_classes < 1 || num_classes > 256)
-    throw Error("load_mnist_dir: num_classes=" + std::to_string(num_classes) + " is not in 1..256");
+    throw InputError("load_mnist_dir: num_classes=" + std::to_string(num_classes) + " is not in 1..256");
   DataSplit s;
   s.train = load_pair(dir, "train", num_classes);
   s.test = load_pair(dir, "t10k", num_classes);
   if (s.train.height != s.test.height || s.train.width != s.test.width)
-    throw Error(dir + ": train images are " + std::to_string(s.train.height) + "x" +
+    throw InputError(dir + ": train images are " + std::to_string(s.train.height) + "x" +
                 std::to_string(s.train.width) + " but test images are " +
                 std::to_string(s.test.height) + "x" + std::to_string(s.test.width));
   return s;
@@ -88,7 +88,7 @@ void fill_batch(const Dataset& d, const int64_t* indices, int n, float* out, int
     const int64_t idx = indices ? indices[b] : b;
     // One compare a sample, not a pixel: a bad index is an error, never a wild read.
     if (idx < 0 || idx >= d.count)
-      throw Error("fill_batch: sample index " + std::to_string(idx) + " is outside 0.." +
+      throw InputError("fill_batch: sample index " + std::to_string(idx) + " is outside 0.." +
                   std::to_string(d.count - 1));
     const size_t i = static_cast<size_t>(idx);
     const uint8_t* __restrict src = images + i * size;

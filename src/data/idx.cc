@@ -56,9 +56,9 @@ struct FileCloser {
 // while reading would briefly hold two copies of a 47 MB training set.
 std::vector<uint8_t> read_raw(const std::string& path) {
   std::unique_ptr<std::FILE, FileCloser> f(std::fopen(path.c_str(), "rb"));
-  if (!f) throw Error(errno_message(path + ": cannot open"));
+  if (!f) throw InputError(errno_message(path + ": cannot open"));
   struct stat st {};
-  if (fstat(fileno(f.get()), &st) != 0) throw Error(errno_message(path + ": cannot stat"));
+  if (fstat(fileno(f.get()), &st) != 0) throw InputError(errno_message(path + ": cannot stat"));
   std::vector<uint8_t> bytes(S_ISREG(st.st_mode) ? static_cast<size_t>(st.st_size) : 0);
   size_t have = std::fread(bytes.data(), 1, bytes.size(), f.get());
   bytes.resize(have);
@@ -66,7 +66,7 @@ std::vector<uint8_t> read_raw(const std::string& path) {
   size_t got;
   while ((got = std::fread(buf, 1, sizeof buf, f.get())) > 0)
     bytes.insert(bytes.end(), buf, buf + got);
-  if (std::ferror(f.get())) throw Error(errno_message(path + ": read failed"));
+  if (std::ferror(f.get())) throw InputError(errno_message(path + ": read failed"));
   return bytes;
 }
 
@@ -75,7 +75,7 @@ std::vector<uint8_t> read_raw(const std::string& path) {
 std::vector<uint8_t> read_gz(const std::string& path) {
   const std::vector<uint8_t> in = read_raw(path);
   if (in.size() < 2 || in[0] != 0x1f || in[1] != 0x8b)
-    throw Error(path + ": not a gzip file (name ends in .gz but no gzip header)");
+    throw InputError(path + ": not a gzip file (name ends in .gz but no gzip header)");
   std::vector<uint8_t> out;
   // gzip's trailer holds the uncompressed size mod 2^32: reserve it once.
   const size_t n = in.size();
@@ -84,7 +84,7 @@ std::vector<uint8_t> read_gz(const std::string& path) {
                                      (uint32_t{in[n - 3]} << 8) | in[n - 4],
                                  size_t{1} << 30));
   z_stream zs{};
-  if (inflateInit2(&zs, 15 + 16) != Z_OK) throw Error(path + ": zlib inflateInit failed");
+  if (inflateInit2(&zs, 15 + 16) != Z_OK) throw InputError(path + ": zlib inflateInit failed");
   zs.next_in = const_cast<Bytef*>(in.data());
   zs.avail_in = static_cast<uInt>(0);
   size_t consumed = 0;
@@ -109,12 +109,12 @@ std::vector<uint8_t> read_gz(const std::string& path) {
     }
     if (rc == Z_BUF_ERROR && zs.avail_in == 0 && consumed == in.size()) {
       inflateEnd(&zs);
-      throw Error(path + ": corrupt gzip data (compressed stream ends early)");
+      throw InputError(path + ": corrupt gzip data (compressed stream ends early)");
     }
     if (rc != Z_OK && rc != Z_BUF_ERROR) {
       const std::string msg = zs.msg ? zs.msg : "error " + std::to_string(rc);
       inflateEnd(&zs);
-      throw Error(path + ": corrupt gzip data (" + msg + ")");
+      throw InputError(path + ": corrupt gzip data (" + msg + ")");
     }
   }
   inflateEnd(&zs);
@@ -137,39 +137,39 @@ void put_be32(std::vector<uint8_t>& v, uint32_t x) {
 IdxArray read_idx(const std::string& path) {
   std::vector<uint8_t> bytes = ends_with_gz(path) ? read_gz(path) : read_raw(path);
   if (bytes.size() < 4)
-    throw Error(path + ": too short for an IDX header (" + std::to_string(bytes.size()) +
+    throw InputError(path + ": too short for an IDX header (" + std::to_string(bytes.size()) +
                 " bytes)");
   if (bytes[0] != 0 || bytes[1] != 0)
-    throw Error(path + ": not an IDX file (bad magic " + hex_byte(bytes[0]) + " " +
+    throw InputError(path + ": not an IDX file (bad magic " + hex_byte(bytes[0]) + " " +
                 hex_byte(bytes[1]) + ", expected 0x00 0x00)");
   const uint8_t type = bytes[2];
   if (type != kTypeUnsignedByte)
-    throw Error(path + ": IDX type " + hex_byte(type) + " (" + type_name(type) +
+    throw InputError(path + ": IDX type " + hex_byte(type) + " (" + type_name(type) +
                 ") is not supported, expected 0x08 (unsigned byte)");
   const int rank = bytes[3];
   if (rank < 1 || rank > kMaxRank)
-    throw Error(path + ": IDX rank " + std::to_string(rank) + " is not in 1.." +
+    throw InputError(path + ": IDX rank " + std::to_string(rank) + " is not in 1.." +
                 std::to_string(kMaxRank));
   const size_t header = 4 + 4 * static_cast<size_t>(rank);
   if (bytes.size() < header)
-    throw Error(path + ": too short for an IDX header of rank " + std::to_string(rank) + " (" +
+    throw InputError(path + ": too short for an IDX header of rank " + std::to_string(rank) + " (" +
                 std::to_string(bytes.size()) + " bytes, need " + std::to_string(header) + ")");
   IdxArray a;
   uint64_t total = 1;
   for (int i = 0; i < rank; ++i) {
     const uint32_t d = be32(bytes.data() + 4 + 4 * i);
-    if (d == 0) throw Error(path + ": IDX dimension " + std::to_string(i) + " is zero");
+    if (d == 0) throw InputError(path + ": IDX dimension " + std::to_string(i) + " is zero");
     if (total > std::numeric_limits<uint64_t>::max() / d)
-      throw Error(path + ": IDX dimensions overflow (product too large)");
+      throw InputError(path + ": IDX dimensions overflow (product too large)");
     total *= d;
     a.dims.push_back(d);
   }
   const uint64_t have = bytes.size() - header;
   if (have < total)
-    throw Error(path + ": truncated: header says " + std::to_string(total) +
+    throw InputError(path + ": truncated: header says " + std::to_string(total) +
                 " bytes of data, file has " + std::to_string(have));
   if (have > total)
-    throw Error(path + ": trailing bytes: header says " + std::to_string(total) +
+    throw InputError(path + ": trailing bytes: header says " + std::to_string(total) +
                 " bytes of data, file has " + std::to_string(have));
   bytes.erase(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(header));
   a.data = std::move(bytes);

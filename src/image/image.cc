@@ -44,8 +44,8 @@
 namespace dpcnn {
 namespace {
 
-Error bad(const std::string& name, const std::string& why) {
-  return Error("image '" + name + "': " + why);
+InputError bad(const std::string& name, const std::string& why) {
+  return InputError("image '" + name + "': " + why);
 }
 
 struct StbFree {
@@ -239,7 +239,7 @@ GrayImage load_image_from_memory(const uint8_t* data, size_t size, const std::st
 
 GrayImage load_image(const std::string& path, const ImageLimits& limits) {
   std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) throw Error(errno_message("image '" + path + "': cannot open"));
+  if (!f) throw InputError(errno_message("image '" + path + "': cannot open"));
   struct stat st {};
   if (::fstat(::fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
     std::fclose(f);
@@ -254,7 +254,7 @@ GrayImage load_image(const std::string& path, const ImageLimits& limits) {
   const size_t got = bytes.empty() ? 0 : std::fread(bytes.data(), 1, bytes.size(), f);
   const bool failed = std::ferror(f) != 0;
   std::fclose(f);
-  if (failed) throw Error(errno_message("image '" + path + "': cannot read"));
+  if (failed) throw InputError(errno_message("image '" + path + "': cannot read"));
   return load_image_from_memory(bytes.data(), got, path, limits);
 }
 

@@ -20,10 +20,13 @@ std::string to_json(const EpochMetrics& m) {
   return buf;
 }
 
+// Checked through close: a full disk is an error, not a silently short log.
 void append_metrics(const std::string& path, const EpochMetrics& m) {
   std::ofstream f(path, std::ios::app);
   if (!f) throw Error(errno_message("cannot write '" + path + "'"));
   f << to_json(m) << '\n';
+  f.close();
+  if (!f) throw Error(errno_message("cannot write '" + path + "'"));
 }
 
 void write_file_atomic(const std::string& path, const std::string& text) {
@@ -32,9 +35,16 @@ void write_file_atomic(const std::string& path, const std::string& text) {
     std::ofstream f(tmp, std::ios::trunc);
     if (!f) throw Error(errno_message("cannot write '" + tmp + "'"));
     f << text;
-    if (!f.flush()) throw Error(errno_message("cannot write '" + tmp + "'"));
+    f.close();
+    if (!f) {
+      const Error e(errno_message("cannot write '" + tmp + "'"));
+      std::filesystem::remove(tmp);
+      throw e;
+    }
   }
-  std::filesystem::rename(tmp, path);
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) throw Error("cannot rename '" + tmp + "' to '" + path + "': " + ec.message());
 }
 
 namespace {

@@ -24,6 +24,15 @@ Slice rank_slice(int64_t total, int rank, int ranks) {
   return {rank * base + std::min<int64_t>(rank, rem), static_cast<int>(base + (rank < rem))};
 }
 
+void Trainer::set_run_dir(std::string dir) {
+  run_dir_ = std::move(dir);
+  if (comm_.rank() == 0 && !run_dir_.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(run_dir_, ec);
+    if (ec) throw Error("cannot create run directory '" + run_dir_ + "': " + ec.message());
+  }
+}
+
 uint64_t checksum(const float* data, size_t n) {
   const auto* p = reinterpret_cast<const unsigned char*>(data);
   uint64_t h = 1469598103934665603ULL;
@@ -47,8 +56,7 @@ Trainer::Trainer(const Config& cfg, Communicator& comm, const DataSplit& data,
   steps_per_epoch_ = (data.train.count + b - 1) / b;
   total_steps_ = steps_per_epoch_ * cfg.train.epochs;
   if (cfg.train.max_steps > 0) total_steps_ = std::min<int64_t>(total_steps_, cfg.train.max_steps);
-  run_dir_ = cfg.runs_dir + "/" + cfg.name;
-  if (comm_.rank() == 0) std::filesystem::create_directories(run_dir_);
+  set_run_dir(options.run_dir);
   // Rank 0's initial weights are everyone's (as DDP and Horovod do).
   model_.init(cfg.seed);
   opt_ = make_optimizer(cfg.optimizer, model_.param_count());
@@ -57,29 +65,15 @@ Trainer::Trainer(const Config& cfg, Communicator& comm, const DataSplit& data,
   } else {
     comm_.broadcast(model_.params(), model_.param_count() * sizeof(float), 0);
     comm_.broadcast(model_.state(), model_.state_count() * sizeof(float), 0);
-    if (comm_.rank() == 0) start_fresh_run_dir();
   }
   reducer_ = comm_.make_reducer(model_.grads(), model_.param_count(),
                                 static_cast<size_t>(cfg.distributed.bucket_kb) * 1024,
                                 cfg.distributed.overlap);
-  const int per_rank = rank_slice(b, 0, comm.size()).n;
+  // A batch larger than the training set is one step of the whole set (as in
+  // Keras and PyTorch); buffers are sized for what a step can really hold.
+  const int per_rank = rank_slice(std::min<int64_t>(b, data.train.count), 0, comm.size()).n;
   x_.resize(static_cast<size_t>(per_rank) * model_.input_size());
   y_.resize(per_rank);
-}
-
-// A fresh run must not mix with an earlier run's files: its checkpoints would
-// look newer than ours to --resume auto. They are kept one generation back.
-void Trainer::start_fresh_run_dir() {
-  namespace fs = std::filesystem;
-  fs::remove(run_dir_ + "/metrics.jsonl");
-  const fs::path ckpt = run_dir_ + "/checkpoints", prev = run_dir_ + "/checkpoints.prev";
-  if (fs::exists(ckpt) && !fs::is_empty(ckpt)) {
-    fs::remove_all(prev);
-    fs::rename(ckpt, prev);
-    std::printf(
-        "a fresh run: moved the earlier run's checkpoints to %s (use --resume to continue it)\n",
-        prev.c_str());
-  }
 }
 
 void Trainer::record_times(Clock::time_point t0, Clock::time_point t1, Clock::time_point t2,
@@ -100,7 +94,10 @@ EvalResult Trainer::run() {
   if (comm_.rank() == 0 && opts_.observer)
     opts_.observer->on_start({cfg_.name, run_dir_, comm_.size(), hosts, cfg_.train.epochs,
                               steps_per_epoch_, total_steps_, global_step_});
-  for (int epoch = start_epoch_; epoch < cfg_.train.epochs && !done_; ++epoch) train_epoch(epoch);
+  // Ends when the steps are done, so max_steps on an epoch boundary does not
+  // start (and log) an empty epoch.
+  for (int epoch = start_epoch_; epoch < cfg_.train.epochs && !done_ && !complete(); ++epoch)
+    train_epoch(epoch);
   if (stopped_) {
     if (comm_.rank() == 0 && opts_.observer) opts_.observer->on_finish({0, 0, 0, 0, true});
     return {};
@@ -225,7 +222,7 @@ EpochMetrics Trainer::end_epoch(int epoch, double loss_sum, double correct, int6
     m.val_accuracy = e.accuracy;
   }
   history_.push_back(m);
-  if (comm_.rank() == 0) {
+  if (comm_.rank() == 0 && !run_dir_.empty()) {
     append_metrics(run_dir_ + "/metrics.jsonl", m);
     write_file_atomic(run_dir_ + "/curves.svg", curves_svg(history_, cfg_.name));
   }

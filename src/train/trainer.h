@@ -50,6 +50,9 @@ struct TrainerOptions {
   bool commands = false;
   std::string resume;          // "", "auto" (newest valid, if any) or a checkpoint path
   bool live_progress = false;  // redraw a progress bar in place (a terminal)
+  // Rank 0's run directory (checkpoints, metrics.jsonl, curves.svg), chosen and
+  // locked by the caller. "" writes nothing (--evaluate-only).
+  std::string run_dir;
 };
 
 class Trainer {
@@ -67,10 +70,18 @@ class Trainer {
   void print_summary(const EvalResult& final_eval);
 
   Model& model() { return model_; }
+  // Rank 0's run directory; set once, before run(), when a new run's directory
+  // is created only after the model and the checkpoint were checked.
+  const std::string& run_dir() const { return run_dir_; }
+  void set_run_dir(std::string dir);
   const PhaseTimes& times() const { return times_; }
   const std::vector<EpochMetrics>& history() const { return history_; }
   int64_t global_step() const { return global_step_; }
+  int64_t total_steps() const { return total_steps_; }
   bool stopped() const { return stopped_; }
+  // True when the resumed checkpoint already holds the whole run (its epochs or
+  // max_steps): run() then trains nothing and only evaluates.
+  bool complete() const { return global_step_ >= total_steps_; }
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -81,10 +92,10 @@ class Trainer {
   void check_replicas_agree(int epoch);
   void record_times(Clock::time_point t0, Clock::time_point t1, Clock::time_point t2,
                     Clock::time_point t3, int64_t images);
-  void start_fresh_run_dir();
   // trainer_checkpoint.cc
   void save_checkpoint(int epoch, int64_t step_in_epoch);
   void resume(const std::string& what);
+  void check_resumed_config(const std::string& saved_yaml, const std::string& path);
 
   const Config& cfg_;
   Communicator& comm_;

@@ -3,11 +3,11 @@
 // broadcasts, so hosts without a shared filesystem resume too.
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
 #include <sstream>
 
 #include "checkpoint/checkpoint.h"
 #include "checkpoint/model_io.h"
+#include "config/config_diff.h"
 #include "core/error.h"
 #include "train/trainer.h"
 
@@ -27,7 +27,7 @@ EpochMetrics from_record(const MetricsRecord& r) {
 }  // namespace
 
 void Trainer::save_checkpoint(int epoch, int64_t step_in_epoch) {
-  if (comm_.rank() != 0 || global_step_ == saved_step_) return;
+  if (comm_.rank() != 0 || global_step_ == saved_step_ || run_dir_.empty()) return;
   const auto t0 = std::chrono::steady_clock::now();
   CheckpointData c;
   save_model(model_, opt_.get(), cfg_.optimizer.type, &c);
@@ -58,28 +58,35 @@ void Trainer::resume(const std::string& what) {
     std::string path;
     bool found = true;
     if (what == "auto") {
-      found = CheckpointDir(run_dir_ + "/checkpoints")
-                  .load_newest_valid(model_spec_text(cfg_.model), &c, &path);
+      found = !run_dir_.empty() && CheckpointDir(run_dir_ + "/checkpoints")
+                                       .load_newest_valid(model_spec_text(cfg_.model), &c, &path);
     } else {
       path = resolve_checkpoint_path(what);
       c = read_checkpoint(path);
     }
     if (found) {
+      if (!run_dir_.empty()) check_resumed_config(c.config_yaml, path);  // not when only reading
       load_model(c, path, &model_, opt_.get(), cfg_.optimizer.type);
       pos[0] = 1;
       pos[1] = c.epoch;
       pos[2] = c.step_in_epoch;
       pos[3] = c.global_step;
       for (const auto& r : c.metrics) history_.push_back(from_record(r));
-      std::ostringstream log;  // the log now matches the checkpoint's history
-      for (const auto& m : history_) log << to_json(m) << '\n';
-      write_file_atomic(run_dir_ + "/metrics.jsonl", log.str());
-      std::printf("resuming from %s: epoch %lld, step %lld (%lld steps done)\n", path.c_str(),
+      if (!run_dir_.empty()) {
+        std::ostringstream log;  // the run's log now matches the checkpoint's history
+        for (const auto& m : history_) log << to_json(m) << '\n';
+        write_file_atomic(run_dir_ + "/metrics.jsonl", log.str());
+      }
+      std::printf("%s %s: epoch %lld, step %lld (%lld steps done)\n",
+                  run_dir_.empty() ? "loaded" : "resuming from", path.c_str(),
                   static_cast<long long>(c.epoch + 1), static_cast<long long>(c.step_in_epoch),
                   static_cast<long long>(c.global_step));
     } else {
-      std::filesystem::remove(run_dir_ + "/metrics.jsonl");
-      std::printf("no checkpoint in %s/checkpoints: starting fresh\n", run_dir_.c_str());
+      if (run_dir_.empty())
+        std::printf("no earlier run of '%s' has a checkpoint: starting a new run\n",
+                    cfg_.name.c_str());
+      else
+        std::printf("no checkpoint in %s/checkpoints: starting fresh\n", run_dir_.c_str());
     }
     std::fflush(stdout);
   }
@@ -92,6 +99,23 @@ void Trainer::resume(const std::string& what) {
   start_epoch_ = static_cast<int>(pos[1]);
   start_step_ = pos[2];
   global_step_ = saved_step_ = pos[3];
+}
+
+// Every setting that differs from the checkpoint's config is listed with the
+// value used; what cannot change mid-run (the batch, and with it the position
+// in the epoch; the optimizer and its state; the model's shapes, which
+// load_model checks) is refused.
+void Trainer::check_resumed_config(const std::string& saved_yaml, const std::string& path) {
+  if (saved_yaml.empty()) return;  // written by a version that kept no config
+  for (const ConfigChange& d : diff_configs(saved_yaml, cfg_.yaml)) {
+    if (d.key == "train.batch_size" || d.key == "optimizer.type")
+      throw InputError("cannot resume from " + path + " with " + d.key + " " + d.now +
+                       ": the checkpoint was trained with " + d.before +
+                       " (start a new run, or resume with the same value)");
+    if (d.key == "name" || d.key == "runs_dir") continue;  // where, not how
+    std::printf("resume: %s differs from the checkpoint's (%s -> %s); using %s\n", d.key.c_str(),
+                d.before.c_str(), d.now.c_str(), d.now.c_str());
+  }
 }
 
 }  // namespace dpcnn

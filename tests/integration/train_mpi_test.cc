@@ -89,8 +89,9 @@ TEST_F(TrainMpi, SameRankCountIsBitIdentical) {
 
 // 203 test samples: 1, 2, 3 and 4 ranks (dividing it or not) all count each
 // sample once and agree on the correct count. --evaluate-only scores the
-// initial weights, which every rank count shares exactly.
+// run's checkpoint (one step in), which every rank count reads exactly.
 TEST_F(TrainMpi, EvaluationCountsEverySampleOnce) {
+  ASSERT_EQ(train(1, "configs/mnist.yaml", "train.max_steps=1 train.eval=false").status, 0);
   std::string first;
   for (int np : {1, 2, 3, 4}) {
     Result r =

@@ -48,7 +48,9 @@ TEST_F(TrainerTest, ShortRunLearnsAndWritesMetrics) {
                                                   "runs_dir=" + runs.string(), "name=t"});
   auto comm = make_self_communicator();
   const DataSplit data = load_mnist_dir(cfg.data.dir);
-  Trainer t(cfg, *comm, data);
+  TrainerOptions opts;
+  opts.run_dir = (runs / "t").string();
+  Trainer t(cfg, *comm, data, opts);
   const EvalResult r = t.run();
   ASSERT_EQ(t.history().size(), 3u);
   EXPECT_LT(t.history()[2].loss, 0.5 * t.history()[0].loss);
@@ -111,6 +113,7 @@ TEST_F(TrainerTest, ResumeMidEpochIsBitIdentical) {
     const DataSplit data = load_mnist_dir(cfg.data.dir);
     TrainerOptions opts;
     opts.resume = resume;
+    opts.run_dir = (runs / name).string();
     Trainer t(cfg, *comm, data, opts);
     t.run();
     return std::vector<float>(t.model().params(), t.model().params() + t.model().param_count());
