@@ -386,7 +386,7 @@ TEST_F(Launch, StopNeedsTheTokenThenCheckpointsAndExits0) {
       << out;
   EXPECT_EQ(wait_exit(60s), 0) << log();
   EXPECT_NE(log().find("stopped cleanly"), std::string::npos) << log();
-  EXPECT_TRUE(fs::exists(run_dir / "checkpoints" / "latest")) << log();
+  EXPECT_TRUE(fs::exists(run_dir / "latest" / "checkpoints" / "latest")) << log();
   EXPECT_TRUE(workers(tmp.string()).empty());
 }
 
@@ -398,7 +398,7 @@ TEST_F(Launch, SigintStopsCleanly) {
   kill(pid, SIGINT);
   EXPECT_EQ(wait_exit(60s), 0) << log();
   EXPECT_NE(log().find("stopped cleanly"), std::string::npos) << log();
-  EXPECT_TRUE(fs::exists(run_dir / "checkpoints" / "latest"));
+  EXPECT_TRUE(fs::exists(run_dir / "latest" / "checkpoints" / "latest"));
   EXPECT_TRUE(workers(tmp.string()).empty());
 }
 
