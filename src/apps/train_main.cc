@@ -162,7 +162,9 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? dpcnn::exit_code::kOk : dpcnn::exit_code::kBadInput;
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    std::fprintf(stderr, "dpcnn-train: %s (see --help)\n", e.what());
+    return dpcnn::exit_code::kBadInput;
   }
 
   std::unique_ptr<dpcnn::MpiContext> mpi;

@@ -45,14 +45,14 @@ Trainer::Trainer(const Config& cfg, Communicator& comm, const DataSplit& data,
     : cfg_(cfg), comm_(comm), data_(data), opts_(options), model_(cfg.model) {
   const int b = cfg.train.batch_size;
   if (b < comm.size())
-    throw Error("train.batch_size " + std::to_string(b) + " is smaller than the rank count " +
-                std::to_string(comm.size()) + ": every rank needs at least one sample a step");
+    throw InputError("train.batch_size " + std::to_string(b) + " is smaller than the rank count " +
+                     std::to_string(comm.size()) + ": every rank needs at least one sample a step");
   if (data.train.image_size() != model_.input_size())
-    throw Error("data in '" + cfg.data.dir + "' has images of " +
-                std::to_string(data.train.channels) + "x" + std::to_string(data.train.height) +
-                "x" + std::to_string(data.train.width) + ", model.input expects " +
-                std::to_string(cfg.model.input[0]) + "x" + std::to_string(cfg.model.input[1]) +
-                "x" + std::to_string(cfg.model.input[2]));
+    throw InputError("data in '" + cfg.data.dir + "' has images of " +
+                     std::to_string(data.train.channels) + "x" + std::to_string(data.train.height) +
+                     "x" + std::to_string(data.train.width) + ", model.input expects " +
+                     std::to_string(cfg.model.input[0]) + "x" + std::to_string(cfg.model.input[1]) +
+                     "x" + std::to_string(cfg.model.input[2]));
   steps_per_epoch_ = (data.train.count + b - 1) / b;
   total_steps_ = steps_per_epoch_ * cfg.train.epochs;
   if (cfg.train.max_steps > 0) total_steps_ = std::min<int64_t>(total_steps_, cfg.train.max_steps);
