@@ -189,7 +189,7 @@ const std::vector<std::string>& layer_fields(const std::string& type) {
       {"relu", {}},
       {"flatten", {}},
       {"dropout", {"rate"}},
-      {"batchnorm", {"momentum", "epsilon"}},
+      {"batchnorm", {"momentum", "epsilon", "sync"}},
   };
   return kFields.at(type);
 }
@@ -652,6 +652,7 @@ void Parser::parse_layers(const Entry& entry, const Shape& input, int classes,
     } else if (type == "batchnorm") {
       s.read_float("momentum", L.momentum, Range::kUnit);
       s.read_float("epsilon", L.epsilon, Range::kPositive);
+      s.read_bool("sync", L.sync);
     }
     if (shape.c * shape.h * shape.w > kIntMax) {
       fail(path, mark, name + ": its output " + shape.str() + " is too large");

@@ -17,7 +17,8 @@ namespace dpcnn {
 //   dense:     units, activation, use_bias
 //   relu, flatten: no fields
 //   dropout:   rate
-//   batchnorm: momentum (Keras 0.99), epsilon (Keras 1e-3)
+//   batchnorm: momentum (Keras 0.99), epsilon (Keras 1e-3), sync (statistics of the
+//              global batch across ranks; false: each rank's slice)
 struct LayerSpec {
   std::string type;
   int line = 0;  // line in the YAML file, for errors found later (shape checks)
@@ -32,6 +33,7 @@ struct LayerSpec {
   float rate = 0.0f;
   float momentum = 0.99f;
   float epsilon = 1e-3f;
+  bool sync = true;
 };
 
 struct ScheduleConfig {

@@ -22,6 +22,7 @@ void Dropout::forward(const memory& src, const StepInfo& info) {
   // N is the outermost dimension of every layout used here, so each sample owns
   // one contiguous chunk (including any layout padding, which stays zero).
   const int64_t n = src_md_.dims()[0];
+  if (n <= 0) return;  // never built for an empty slice (Model::train_step), but never divide by 0
   const size_t per = mask_.size() / static_cast<size_t>(n);
   const float scale = 1.0f / (1.0f - rate_);
   const float* x = static_cast<const float*>(src.get_data_handle());

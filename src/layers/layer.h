@@ -23,6 +23,7 @@
 
 #include "config/config.h"
 #include "core/rng.h"
+#include "layers/batch_stats.h"
 
 namespace dpcnn {
 
@@ -54,6 +55,10 @@ class Context {
     aliases_[{slot, role}] = {to_slot, to_role};
   }
   void end_layer() const { slot_ = -1; }
+
+  // Set by Model::set_batch_stats_reducer (several ranks); null: one rank or a
+  // single-process tool. Layers read it at each step, not at construction.
+  BatchStatsReducer* stats_reducer = nullptr;
 
  private:
   struct Buffer {
@@ -119,6 +124,14 @@ class Layer {
   // diff_dst has dst_md(). Overwrites this layer's gradient slice and, unless
   // need_diff_src is false (first layer), produces diff_src().
   virtual void backward(const memory& diff_dst, bool need_diff_src) = 0;
+
+  // This rank's slice of the global batch is empty (a last partial batch
+  // smaller than the rank count). oneDNN primitives are not built for a zero
+  // batch, so nothing is computed; a layer that makes collective calls
+  // (synchronized BatchNorm) makes the same calls with an empty contribution,
+  // and keeps any state (running statistics) equal to the other ranks'.
+  virtual void forward_empty(const StepInfo& /*info*/) {}
+  virtual void backward_empty(bool /*need_diff_src*/) {}
 
   const memory& dst() const { return dst_; }
   const memory& diff_src() const { return diff_src_; }

@@ -138,8 +138,16 @@ class Dropout : public Layer {
 };
 
 // BatchNorm over channels with learned gamma/beta. Training normalises with the
-// batch statistics of this rank's slice (as PyTorch DDP without SyncBatchNorm)
-// and updates running statistics with Keras's momentum; inference uses them.
+// batch statistics and updates running statistics with Keras's momentum;
+// inference uses the running statistics.
+//
+// Synchronized (spec.sync, the default) under several ranks (a
+// BatchStatsReducer in the Context): the statistics are those of the GLOBAL
+// batch, forward and backward, as PyTorch's SyncBatchNorm, so any rank count
+// trains the same model. One reduction a layer forward (count, sum, sum of
+// squares per channel) and one backward (sum of diff_dst and of diff_dst*xhat
+// per channel). Without a reducer (one rank) or with sync false, each rank's
+// slice statistics are used, through oneDNN's own primitives only.
 class BatchNorm : public Layer {
  public:
   BatchNorm(const LayerSpec& spec, const Context& ctx, const memory::desc& src_md, bool training);
@@ -150,15 +158,36 @@ class BatchNorm : public Layer {
   void bind(float* params, float* grads, float* state) override;
   void forward(const memory& src, const StepInfo& info) override;
   void backward(const memory& diff_dst, bool need_diff_src) override;
+  void forward_empty(const StepInfo& info) override;
+  void backward_empty(bool need_diff_src) override;
 
  private:
+  bool synced() const { return training_ && sync_ && ctx_.stats_reducer != nullptr; }
+  void build_sync_primitives();
+  // Sums this rank's (count, mean, variance) with every other rank's and
+  // leaves the global mean and biased variance in mean_/var_; returns the
+  // global count per channel.
+  double reduce_statistics(double local_count);
+  void update_running_statistics(double count);
+
   int64_t channels_;
   float momentum_, epsilon_;
+  bool sync_;
   int64_t count_per_channel_;
   dnnl::batch_normalization_forward::primitive_desc fwd_pd_;
   dnnl::batch_normalization_forward fwd_;
   dnnl::batch_normalization_backward bwd_;
   memory scale_, shift_, dscale_, dshift_, mean_, var_, run_mean_, run_var_;
+  // Synchronized path (built on first use): normalise with given statistics;
+  // backward with given statistics (diff_src = gamma/sigma * diff_dst, plus
+  // this slice's diff_scale/diff_shift); then diff_src += (src - mean) * a + b.
+  bool sync_built_ = false;
+  double global_count_ = 0;
+  dnnl::batch_normalization_forward fwd_global_;
+  dnnl::batch_normalization_backward bwd_global_;
+  dnnl::binary correct_;
+  memory mean_bcast_, corr_a_, corr_b_;
+  std::vector<double> sums_;
 };
 
 }  // namespace dpcnn

@@ -163,6 +163,7 @@ void Model::forward(Chain& c, const float* x, const StepInfo& info) {
 
 LossResult Model::train_step(const float* x, const int32_t* y, int n, float grad_scale,
                              const StepInfo& info, const GradsReady& ready) {
+  if (n == 0) return train_step_empty(info, ready);
   Chain& c = chain(n, true);
   forward(c, x, info);
   LossResult r = c.loss->forward(c.layers.back()->dst(), y, grad_scale);
@@ -174,6 +175,27 @@ LossResult Model::train_step(const float* x, const int32_t* y, int n, float grad
   }
   ctx_.stream.wait();
   return r;
+}
+
+// An empty slice: when a last partial batch has fewer samples than there are
+// ranks, the last ranks get none. oneDNN primitives are not built for a zero
+// batch, so nothing is computed, but the rank must still take part in every
+// collective, in the same order as the others, or the job hangs or mismatches:
+// the layers of the one-sample chain (their kinds and buffers; never run on
+// data here) make their collective calls with an empty contribution
+// (Layer::forward_empty/backward_empty, e.g. synchronized BatchNorm), and the
+// gradient buckets are announced layer by layer exactly as backward would.
+// The gradients are zero: this rank adds nothing to the sums over the global
+// batch, which is what it contributes. Every rank then applies the same update.
+LossResult Model::train_step_empty(const StepInfo& info, const GradsReady& ready) {
+  Chain& c = chain(1, true);
+  for (auto& l : c.layers) l->forward_empty(info);
+  std::fill(grads_.begin(), grads_.end(), 0.0f);
+  for (size_t i = c.layers.size(); i-- > 0;) {
+    c.layers[i]->backward_empty(i > 0);
+    if (ready && c.layers[i]->param_count() > 0) ready(layer_param_offset_[i]);
+  }
+  return {};
 }
 
 LossResult Model::evaluate(const float* x, const int32_t* y, int n) {

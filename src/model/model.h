@@ -59,9 +59,15 @@ class Model {
 
   // One training pass over a slice of n samples (x: n x C x H x W floats,
   // y: n labels): forward, loss, backward. Overwrites grads() with
-  // d(sum of losses * grad_scale)/d(params).
+  // d(sum of losses * grad_scale)/d(params). n may be 0 (this rank's slice of
+  // a last partial batch): grads() become zero and every collective call
+  // (`ready`, the batch-statistics reducer) is made as for a non-empty slice.
   LossResult train_step(const float* x, const int32_t* y, int n, float grad_scale,
                         const StepInfo& info, const GradsReady& ready = {});
+  // Synchronized BatchNorm's peers (several ranks); null: slice statistics.
+  // The reducer must outlive the model's use of it.
+  void set_batch_stats_reducer(BatchStatsReducer* r) { ctx_.stats_reducer = r; }
+
   // Inference-mode loss and correct count (BatchNorm uses running stats).
   LossResult evaluate(const float* x, const int32_t* y, int n);
   // Inference-mode log-probabilities, n x classes, valid until the next call.
@@ -77,6 +83,7 @@ class Model {
   void plan_memory();
   Chain& chain(int n, bool training);
   void forward(Chain& c, const float* x, const StepInfo& info);
+  LossResult train_step_empty(const StepInfo& info, const GradsReady& ready);
 
   ModelConfig cfg_;
   std::vector<Planned> plan_;

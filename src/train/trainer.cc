@@ -57,6 +57,7 @@ Trainer::Trainer(const Config& cfg, Communicator& comm, const DataSplit& data,
   total_steps_ = steps_per_epoch_ * cfg.train.epochs;
   if (cfg.train.max_steps > 0) total_steps_ = std::min<int64_t>(total_steps_, cfg.train.max_steps);
   set_run_dir(options.run_dir);
+  if (comm.size() > 1) model_.set_batch_stats_reducer(&batch_stats_);
   // Rank 0's initial weights are everyone's (as DDP and Horovod do).
   model_.init(cfg.seed);
   opt_ = make_optimizer(cfg.optimizer, model_.param_count());

@@ -16,6 +16,7 @@
 #include "data/dataset.h"
 #include "model/model.h"
 #include "optim/optimizer.h"
+#include "train/batch_stats_comm.h"
 #include "train/history.h"
 #include "train/observer.h"
 
@@ -99,6 +100,7 @@ class Trainer {
 
   const Config& cfg_;
   Communicator& comm_;
+  CommBatchStats batch_stats_{comm_};  // synchronized BatchNorm's peers
   const DataSplit& data_;
   TrainerOptions opts_;
   Model model_;
