@@ -49,24 +49,14 @@ void BatchNorm::build_sync_primitives() {
   bwd_global_ =
       dnnl::batch_normalization_backward(dnnl::batch_normalization_backward::primitive_desc(
           {prop_kind::backward, dst_md_, src_md_, epsilon_, flags}, ctx_.engine, fwd_pd));
-  // Per-channel vectors broadcast over N and the spatial dimensions: (1, C, 1, 1).
-  memory::dims cd(src_md_.dims().size(), 1), strides(cd.size(), 1);
-  cd[1] = channels_;
-  strides[0] = channels_;
-  const memory::desc c_md(cd, dt::f32, strides);
-  mean_bcast_ = memory(c_md, ctx_.engine, mean_.get_data_handle());
+  const memory::desc c_md({channels_}, dt::f32, tag::x);
   corr_a_ = memory(c_md, ctx_.engine);
   corr_b_ = memory(c_md, ctx_.engine);
-  // diff_src += (src - mean) * a + b, one pass: subtracting the mean before
-  // scaling keeps the correction free of cancellation when |mean| >> sigma.
-  dnnl::post_ops po;
-  po.append_binary(algorithm::binary_mul, c_md);
-  po.append_binary(algorithm::binary_add, c_md);
-  po.append_sum(1.0f);
-  dnnl::primitive_attr attr;
-  attr.set_post_ops(po);
+  // diff_src += correction, in place. (A binary primitive that broadcasts
+  // per-channel vectors over a blocked layout runs oneDNN's reference code
+  // here, ~100x slower; adding two tensors of one layout is JIT code.)
   correct_ = dnnl::binary(dnnl::binary::primitive_desc(
-      {algorithm::binary_sub, src_md_, c_md, src_md_}, attr, ctx_.engine));
+      {algorithm::binary_add, src_md_, dst_md_, src_md_}, ctx_.engine));
   sync_built_ = true;
 }
 
@@ -217,14 +207,24 @@ void BatchNorm::backward(const memory& diff_dst, bool need_diff_src) {
   float* b = static_cast<float*>(corr_b_.get_data_handle());
   for (int64_t k = 0; k < c; ++k) {
     const double inv = 1.0 / std::sqrt(double(v[k]) + epsilon_);
-    a[k] = static_cast<float>(-gamma[k] * sums_[k] * inv * inv / global_count_);
+    a[k] = static_cast<float>(-gamma[k] * sums_[k] * inv / global_count_);  // times sigma
     b[k] = static_cast<float>(-gamma[k] * sums_[c + k] * inv / global_count_);
   }
-  correct_.execute(ctx_.stream, {{DNNL_ARG_SRC_0, src_},
-                                 {DNNL_ARG_SRC_1, mean_bcast_},
-                                 {DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, corr_a_},
-                                 {DNNL_ARG_ATTR_MULTIPLE_POST_OP(1) | DNNL_ARG_SRC_1, corr_b_},
-                                 {DNNL_ARG_DST, diff_src_}});
+  // The correction (src - mean) * a + b is a batch normalisation with the
+  // same statistics and scale a * sigma, shift b: the forward primitive
+  // computes it, subtracting the mean first (no cancellation when |mean| >>
+  // sigma). It goes into dst_, which is dead now: the layers after this one
+  // have finished their backward and diff_dst (which may share dst_'s memory,
+  // Model::plan_memory) was consumed above.
+  fwd_global_.execute(ctx_.stream, {{DNNL_ARG_SRC, src_},
+                                    {DNNL_ARG_SCALE, corr_a_},
+                                    {DNNL_ARG_SHIFT, corr_b_},
+                                    {DNNL_ARG_MEAN, mean_},
+                                    {DNNL_ARG_VARIANCE, var_},
+                                    {DNNL_ARG_DST, dst_}});
+  correct_.execute(
+      ctx_.stream,
+      {{DNNL_ARG_SRC_0, diff_src_}, {DNNL_ARG_SRC_1, dst_}, {DNNL_ARG_DST, diff_src_}});
 }
 
 void BatchNorm::backward_empty(bool need_diff_src) {
