@@ -7,8 +7,11 @@
 // taken in rank order, so results do not depend on thread timing.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <mutex>
 #include <vector>
 
@@ -47,8 +50,16 @@ class InProcessReducer {
       ++generation_;
       cv_.notify_all();
     } else {
+      // A rank that skips a call would leave the others waiting forever (as
+      // under MPI): fail loudly instead of hanging the test.
       const uint64_t g = generation_;
-      cv_.wait(lock, [&] { return generation_ != g; });
+      if (!cv_.wait_for(lock, std::chrono::seconds(60), [&] { return generation_ != g; })) {
+        std::fprintf(stderr,
+                     "InProcessReducer: rank %d waited 60 s for the others: a rank "
+                     "skipped a collective call\n",
+                     rank);
+        std::abort();
+      }
     }
     for (size_t i = 0; i < n && i < result_.size(); ++i) data[i] = result_[i];
   }
