@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <new>
 
+#include "apps/fatal_signal.h"
 #include "comm/mpi_communicator.h"
 #include "config/config.h"
 #include "core/error.h"
@@ -173,6 +174,7 @@ int main(int argc, char** argv) {
     if (dpcnn::MpiContext::launched_by_mpirun()) {
       mpi = std::make_unique<dpcnn::MpiContext>(&argc, &argv);
       comm = dpcnn::make_mpi_communicator();
+      dpcnn::name_rank_on_fatal_signal(comm->rank(), comm->host());
     } else {
       comm = dpcnn::make_self_communicator();
     }
@@ -218,11 +220,12 @@ int main(int argc, char** argv) {
     if (comm->rank() == 0 && !evaluate_only)
       std::printf("run directory: %s\n", trainer.run_dir().c_str());
     if (comm->rank() == 0 && trainer.complete() && !evaluate_only)
-      std::printf("this run is already complete at step %lld of %lld (train.epochs %d, "
-                  "train.max_steps %lld): nothing to train; raise them to train on\n",
-                  static_cast<long long>(trainer.global_step()),
-                  static_cast<long long>(trainer.total_steps()), cfg.train.epochs,
-                  static_cast<long long>(cfg.train.max_steps));
+      std::printf(
+          "this run is already complete at step %lld of %lld (train.epochs %d, "
+          "train.max_steps %lld): nothing to train; raise them to train on\n",
+          static_cast<long long>(trainer.global_step()),
+          static_cast<long long>(trainer.total_steps()), cfg.train.epochs,
+          static_cast<long long>(cfg.train.max_steps));
     if (evaluate_only)
       trainer.print_summary(trainer.evaluate());
     else

@@ -131,5 +131,28 @@ TEST(TrainMpiFailure, RankWithBadDataNamesItselfAndEndsTheJob) {
   EXPECT_NE(r.output.find("bad/train-labels-idx1-ubyte: label 12"), std::string::npos) << r.output;
 }
 
+// A signal kills before any catch block can print (issue 17's SIGFPE printed
+// no rank line): the worker's handler names the rank, then dies of the signal.
+// Rank 2 of 3 gets SIGFPE a few seconds into a long run (whatever it is doing
+// then, the line must appear and the job must end).
+TEST(TrainMpiFailure, RankKilledBySignalNamesItself) {
+  const fs::path tmp =
+      fs::temp_directory_path() / ("dpcnn-mpi-signal-" + std::to_string(::getpid()));
+  const std::string cmd =
+      std::string(DPCNN_SOURCE_DIR) +
+      "/scripts/mpirun.sh -np 3 sh -c 'if [ \"$OMPI_COMM_WORLD_RANK\" = 2 ]; then "
+      "(sleep 3; kill -FPE $$) & fi; exec " +
+      DPCNN_BIN_DIR + "/dpcnn-train --config configs/mnist-small.yaml --set data.dir=" +
+      testing::synthetic_mnist_dir(513, 203) +
+      " train.epochs=1000 train.eval=false distributed.threads_per_rank=1 runs_dir=" +
+      tmp.string() + "'";
+  Result r = sh("timeout 120 " + cmd);
+  fs::remove_all(tmp);
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.status, 124) << "timed out: " << r.output;
+  EXPECT_NE(r.output.find("rank 2 on "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("fatal signal SIGFPE"), std::string::npos) << r.output;
+}
+
 }  // namespace
 }  // namespace dpcnn
