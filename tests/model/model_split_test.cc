@@ -118,6 +118,7 @@ std::vector<float> split_step(const Config& cfg, const std::vector<float>& x,
 
 TEST(ModelSplit, SlicesWithSyncBatchNormAndDropoutSumToTheWholeBatch) {
   const Config cfg = parse_config(kEveryLayer, "t");
+  ASSERT_TRUE(cfg.model.layers[1].sync);  // the default
   const int b = 5;
   const auto x = random_images(b, 100, 4);
   const std::vector<int32_t> y = {3, 1, 4, 1, 5};
