@@ -207,15 +207,15 @@ void BatchNorm::backward(const memory& diff_dst, bool need_diff_src) {
   float* b = static_cast<float*>(corr_b_.get_data_handle());
   for (int64_t k = 0; k < c; ++k) {
     const double inv = 1.0 / std::sqrt(double(v[k]) + epsilon_);
-    a[k] = static_cast<float>(-gamma[k] * sums_[k] * inv / global_count_);  // times sigma
+    a[k] = static_cast<float>(-gamma[k] * sums_[k] * inv / global_count_);
     b[k] = static_cast<float>(-gamma[k] * sums_[c + k] * inv / global_count_);
   }
-  // The correction (src - mean) * a + b is a batch normalisation with the
-  // same statistics and scale a * sigma, shift b: the forward primitive
-  // computes it, subtracting the mean first (no cancellation when |mean| >>
-  // sigma). It goes into dst_, which is dead now: the layers after this one
-  // have finished their backward and diff_dst (which may share dst_'s memory,
-  // Model::plan_memory) was consumed above.
+  // What diff_src still lacks, -gamma/(sigma N) * (DBETA + xhat * DGAMMA), is
+  // itself a batch normalisation of src with the same statistics, scale a and
+  // shift b: the forward primitive computes it, subtracting the mean first (no
+  // cancellation when |mean| >> sigma). It goes into dst_, which is dead now:
+  // the layers after this one have finished their backward and diff_dst
+  // (which may share dst_'s memory, Model::plan_memory) was consumed above.
   fwd_global_.execute(ctx_.stream, {{DNNL_ARG_SRC, src_},
                                     {DNNL_ARG_SCALE, corr_a_},
                                     {DNNL_ARG_SHIFT, corr_b_},

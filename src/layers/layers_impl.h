@@ -180,7 +180,7 @@ class BatchNorm : public Layer {
   memory scale_, shift_, dscale_, dshift_, mean_, var_, run_mean_, run_var_;
   // Synchronized path (built on first use): normalise with given statistics;
   // backward with given statistics (diff_src = gamma/sigma * diff_dst, plus
-  // this slice's diff_scale/diff_shift); then diff_src += (src - mean) * a + b,
+  // this slice's diff_scale/diff_shift); then diff_src += the global terms,
   // computed by fwd_global_ with scale/shift corr_a_/corr_b_ and added.
   bool sync_built_ = false;
   double global_count_ = 0;
