@@ -139,6 +139,32 @@ TEST(ModelSplit, SlicesWithSyncBatchNormAndDropoutSumToTheWholeBatch) {
   }
 }
 
+// BatchNorm as the first layer (input normalisation): no rank needs its
+// diff_src, so its backward makes no reduction on any rank, and the split
+// still equals the whole batch.
+TEST(ModelSplit, FirstLayerBatchNormSkipsTheBackwardReductionEverywhere) {
+  const Config cfg = parse_config(R"(
+model:
+  input: [1, 10, 10]
+  classes: 10
+  layers:
+    - {type: batchnorm, momentum: 0.9}
+    - {type: conv2d, filters: 4, kernel: 3}
+    - {type: flatten}
+    - {type: dense, units: 10}
+)",
+                                  "t");
+  const auto x = random_images(5, 100, 6);
+  const std::vector<int32_t> y = {0, 9, 2, 8, 4};
+  std::vector<std::vector<float>> whole_state, states;
+  std::vector<std::vector<size_t>> calls;
+  const auto whole = split_step(cfg, x, y, {5}, &whole_state);
+  const auto split = split_step(cfg, x, y, {3, 2, 0}, &states, &calls);
+  EXPECT_LT(rel_diff(whole.data(), split.data(), whole.size()), 1e-5);
+  for (const auto& s : states) EXPECT_LT(rel_diff(whole_state[0].data(), s.data(), s.size()), 1e-6);
+  for (const auto& c : calls) EXPECT_EQ(c, (std::vector<size_t>{1 + 2 * 1}));
+}
+
 // Unsynchronized BatchNorm (sync: false) is the old per-slice behaviour: the
 // split no longer equals the whole batch (what the README warns about).
 TEST(ModelSplit, UnsyncedBatchNormBreaksTheEquivalence) {
