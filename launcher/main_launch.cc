@@ -1,14 +1,12 @@
 // dpcnn-launch: runs a training job under supervision. Validates the config,
 // serves the job's status over gRPC (dpcnn.v1.Status, plus health and
-// reflection), starts mpirun with dpcnn-train in its own process group, and
-// restarts the job from its last checkpoint when it fails or stalls. Ctrl-C
-// stops the job cleanly (a final checkpoint); a second Ctrl-C kills it.
-#include <fcntl.h>
-#include <grpcpp/ext/proto_server_reflection_plugin.h>
-#include <grpcpp/health_check_service_interface.h>
+// reflection), starts a new run directory (or continues one with --resume)
+// and holds its lock, starts mpirun with dpcnn-train in its own process group,
+// and restarts the job from its last checkpoint when it fails or stalls.
+// Ctrl-C stops the job cleanly (a final checkpoint); a second Ctrl-C kills it.
+// Every failure is one line and an exit code from src/core/exit_codes.h.
 #include <signal.h>
 #include <sys/prctl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -21,18 +19,23 @@
 
 #include "config/config.h"
 #include "core/error.h"
+#include "core/exit_codes.h"
+#include "launcher/checkpoint_check.h"
+#include "launcher/cli.h"
 #include "launcher/console.h"
+#include "launcher/files.h"
+#include "launcher/grpc_log.h"
+#include "launcher/run_paths.h"
+#include "launcher/status_server.h"
 #include "launcher/status_service.h"
 #include "launcher/supervisor.h"
+#include "run/run_dir.h"
 
 namespace {
 
 namespace fs = std::filesystem;
+using dpcnn::InputError;
 using dpcnn::launcher::Console;
-
-struct UsageError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
 
 std::string random_hex(size_t bytes) {
   std::ifstream f("/dev/urandom", std::ios::binary);
@@ -45,41 +48,19 @@ std::string random_hex(size_t bytes) {
   return out;
 }
 
-// The token file is created with 0600 from the start: it never exists with
-// wider permissions, whatever the umask.
-void write_secret(const std::string& path, const std::string& text) {
-  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) throw std::runtime_error("cannot write '" + path + "': " + strerror(errno));
-  const bool ok = fchmod(fd, 0600) == 0 &&
-                  write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-  if (close(fd) != 0 || !ok)
-    throw std::runtime_error("cannot write '" + path + "': " + strerror(errno));
-}
-
 std::string read_pem(const std::string& path, const std::string& key) {
   std::ifstream f(path);
   std::string text((std::istreambuf_iterator<char>(f)), {});
   if (!f || text.find("-----BEGIN") == std::string::npos)
-    throw UsageError(key + ": cannot read a PEM file at '" + path + "'");
+    throw InputError(key + ": cannot read a PEM file at '" + path + "'");
   return text;
 }
 
-void write_text(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp);
-    f << text;
-    if (!f) throw std::runtime_error("cannot write '" + tmp + "'");
-  }
-  fs::rename(tmp, path);
-}
-
-// host:port -> its host ("[::1]:5" -> "[::1]"); wildcard hosts become loopback
-// for the local reporter to dial.
-std::string dial_host(const std::string& listen) {
-  std::string host = listen.substr(0, listen.rfind(':'));
-  if (host == "0.0.0.0" || host == "[::]" || host == "*" || host.empty()) return "127.0.0.1";
-  return host;
+// This launcher as the run lock records it for the next one who finds it held.
+std::string command_line(int argc, char** argv) {
+  std::string cmd = fs::path(argv[0]).filename().string();
+  for (int i = 1; i < argc; ++i) cmd += std::string(" ") + argv[i];
+  return cmd;
 }
 
 std::string self_dir() {
@@ -91,8 +72,10 @@ std::string self_dir() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Before gRPC exists: its log lines never reach the user raw.
+  dpcnn::launcher::quiet_grpc_log();
   CLI::App app{"dpcnn-launch: run a training job under supervision, with a gRPC status service"};
-  std::string config_path, hostfile, train_bin;
+  std::string config_path, hostfile, train_bin, resume;
   std::vector<std::string> sets;
   int np = 1;
   bool insecure = false;
@@ -105,12 +88,17 @@ int main(int argc, char** argv) {
                  "--mpirun-arg=btl_tcp_if_include --mpirun-arg=10.0.0.0/24")
       ->allow_extra_args(false);
   app.add_option("--set", sets, "override a config key, e.g. --set train.epochs=1");
+  app.add_option("--resume", resume,
+                 "continue a stopped or failed job: 'auto' (the newest run of the config's name) "
+                 "or a checkpoint file / checkpoints directory / run directory");
   app.add_flag(
       "--insecure", insecure,
       "allow a non-loopback status.listen without TLS (the token still guards control calls)");
   app.add_option("--train-bin", train_bin,
                  "the worker binary (default: dpcnn-train next to this one)");
-  CLI11_PARSE(app, argc, argv);
+  if (const int code = dpcnn::launcher::parse_command_line(app, argc, argv, "dpcnn-launch");
+      code >= 0)
+    return code;
 
   // Before any thread exists: every thread inherits the mask, so these signals
   // reach only the signal thread below. SIGPIPE: a closed stdout must not kill
@@ -128,21 +116,23 @@ int main(int argc, char** argv) {
   dpcnn::Config cfg;
   dpcnn::launcher::LaunchOptions opt;
   std::string run_dir, addr_file;
+  dpcnn::RunLock lock;
   std::unique_ptr<dpcnn::launcher::StatusService> service;
-  std::unique_ptr<grpc::Server> server;
+  dpcnn::launcher::StatusServer server;
   try {
+    // Every check first; the run directory and its files come last.
     try {
       cfg = dpcnn::load_config(config_path, sets);
     } catch (const std::exception& e) {
-      throw UsageError(e.what());
+      throw InputError(e.what());
     }
     // TLS when status.tls_cert/tls_key are set; off loopback it is required
     // (the token would otherwise cross the network in clear) unless --insecure.
     const bool tls = !cfg.status.tls_cert.empty() || !cfg.status.tls_key.empty();
     if (tls && (cfg.status.tls_cert.empty() || cfg.status.tls_key.empty()))
-      throw UsageError("status.tls_cert and status.tls_key must be given together");
+      throw InputError("status.tls_cert and status.tls_key must be given together");
     if (!dpcnn::launcher::is_loopback_address(cfg.status.listen) && !tls && !insecure)
-      throw UsageError("status.listen '" + cfg.status.listen +
+      throw InputError("status.listen '" + cfg.status.listen +
                        "' is not a loopback address: set status.tls_cert and status.tls_key "
                        "(PEM) to serve TLS, or pass --insecure to accept that anyone on the "
                        "network can read the job's status and see the token in transit");
@@ -156,18 +146,24 @@ int main(int argc, char** argv) {
     }
     opt.mpirun = dpcnn::launcher::find_executable("mpirun");
     if (opt.mpirun.empty())
-      throw UsageError("mpirun not found on PATH (apt-get install openmpi-bin)");
+      throw InputError("mpirun not found on PATH (apt-get install openmpi-bin)");
     opt.train_bin = train_bin.empty() ? self_dir() + "/dpcnn-train" : train_bin;
     if (access(opt.train_bin.c_str(), X_OK) != 0)
-      throw UsageError("worker binary '" + opt.train_bin + "' not found or not executable");
+      throw InputError("worker binary '" + opt.train_bin + "' not found or not executable");
     if (!hostfile.empty() && access(hostfile.c_str(), R_OK) != 0)
-      throw UsageError("cannot read hostfile '" + hostfile + "'");
+      throw InputError("cannot read hostfile '" + hostfile + "'");
+    const std::string experiment_dir = cfg.runs_dir + "/" + cfg.name;
+    dpcnn::launcher::ResumeTarget target;
+    if (!resume.empty()) {
+      target = dpcnn::launcher::resolve_resume(resume, experiment_dir);
+      if (target.worker_resume != "auto") try {
+          dpcnn::launcher::check_resumable(target.worker_resume);
+        } catch (const std::exception& e) {
+          throw InputError(std::string("--resume: ") + e.what());
+        }
+    }
 
-    run_dir = cfg.runs_dir + "/" + cfg.name;
-    fs::create_directories(run_dir);
     const std::string token = random_hex(16);
-    write_secret(run_dir + "/token", token + "\n");
-
     dpcnn::launcher::JobInfo info;
     info.run_id = cfg.name + "-" + random_hex(4);
     info.config_name = cfg.name;
@@ -176,48 +172,59 @@ int main(int argc, char** argv) {
     info.batch_size = cfg.train.batch_size;
     info.token = token;
     service = std::make_unique<dpcnn::launcher::StatusService>(info);
+    server = dpcnn::launcher::start_status_server(cfg.status.listen, creds, *service);
 
-    grpc::EnableDefaultHealthCheckService(true);
-    grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-    grpc::ServerBuilder builder;
-    int port = 0;
-    builder.AddListeningPort(cfg.status.listen, creds, &port);
-    builder.SetMaxReceiveMessageSize(1 << 20);  // requests are tiny; refuse floods
-    service->register_with(builder);
-    server = builder.BuildAndStart();
-    if (!server || port == 0)
-      throw UsageError("cannot listen on '" + cfg.status.listen + "' (in use, or not an address)");
-    server->GetHealthCheckService()->SetServingStatus("dpcnn.v1.Status", true);
-    const std::string addr = dial_host(cfg.status.listen) + ":" + std::to_string(port);
-    std::printf("status: listening on %s\n", addr.c_str());
-    std::fflush(stdout);
-    addr_file = run_dir + "/status.addr";
-    write_text(addr_file, addr + "\n");
-    // dpcnn-status finds the certificate to trust here (absent: plaintext).
-    if (tls)
-      write_text(run_dir + "/status.ca", opt.tls_ca + "\n");
+    // The run directory: a new version_<N>, or the one being continued, held
+    // for the launcher's whole life (its workers see DPCNN_RUN_LOCK_HOLDER and
+    // do not take the lock themselves).
+    const bool fresh = target.run_dir.empty();
+    run_dir = fresh ? dpcnn::create_run(experiment_dir) : target.run_dir;
+    lock = dpcnn::RunLock::acquire(run_dir, command_line(argc, argv));  // BusyError if held
+    service->set_run_dir(run_dir);
+    if (fresh)
+      std::printf(
+          "launcher: new run %s%s\n", run_dir.c_str(),
+          target.worker_resume.empty() ? "" : (", starting from " + target.worker_resume).c_str());
     else
-      fs::remove(run_dir + "/status.ca");
+      std::printf(
+          "launcher: continuing run %s from %s\n", run_dir.c_str(),
+          target.worker_resume == "auto" ? "its newest checkpoint" : target.worker_resume.c_str());
+    // The token file never exists with wider permissions, whatever the umask.
+    dpcnn::launcher::write_file_checked(run_dir + "/token", token + "\n", 0600);
+    // dpcnn-status finds the certificate to trust here (absent: plaintext).
+    if (tls) {
+      dpcnn::launcher::write_file_checked(run_dir + "/status.ca", opt.tls_ca + "\n");
+    } else {
+      std::error_code ec;
+      fs::remove(run_dir + "/status.ca", ec);  // an earlier TLS launch of this run
+    }
+    addr_file = run_dir + "/status.addr";
+    dpcnn::launcher::write_file_checked(addr_file, server.addr + "\n");
+    std::printf("status: listening on %s (in %s)\n", server.addr.c_str(), addr_file.c_str());
+    std::fflush(stdout);
 
     opt.np = np;
     opt.hostfile = hostfile;
     opt.mpirun_args = mpirun_args;
     opt.config_path = config_path;
     opt.sets = sets;
-    opt.report_to = addr;
+    opt.run_dir = fs::absolute(run_dir).lexically_normal().string();
+    opt.resume = target.worker_resume;
+    opt.env = {std::string(dpcnn::kRunLockHolderEnv) + "=" + std::to_string(getpid())};
+    opt.report_to = server.addr;
     opt.run_id = info.run_id;
     opt.token = token;
     opt.max_restarts = cfg.launcher.max_restarts;
     opt.stall_timeout_s = cfg.launcher.stall_timeout_s;
-    if (!hostfile.empty() && dpcnn::launcher::is_loopback_address(addr))
+    if (!hostfile.empty() && dpcnn::launcher::is_loopback_address(server.addr))
       std::printf("launcher: note: rank 0 reports to %s, so it must run on this host\n",
-                  addr.c_str());
-  } catch (const UsageError& e) {
-    std::fprintf(stderr, "dpcnn-launch: %s\n", e.what());
-    return 2;
+                  server.addr.c_str());
   } catch (const std::exception& e) {
+    // The one place setup errors become a line and an exit code: bad input
+    // (2), a taken port or run directory (3), anything else (1).
     std::fprintf(stderr, "dpcnn-launch: %s\n", e.what());
-    return 1;
+    const auto* known = dynamic_cast<const dpcnn::Error*>(&e);
+    return known ? known->exit_code() : dpcnn::exit_code::kFailure;
   }
 
   Console console;
@@ -233,16 +240,17 @@ int main(int argc, char** argv) {
     }
   }).detach();
 
-  int code = 1;
+  int code = dpcnn::exit_code::kFailure;
   try {
     code = supervisor.run();
   } catch (const std::exception& e) {
     console.say(std::string("error: ") + e.what());
     service->set_state(dpcnn::v1::JOB_STATE_FAILED, "launcher error", e.what());
   }
-  // Watchers get the final state, then the server goes.
+  // Watchers get the final state, then the server goes; status.addr goes with
+  // it, so dpcnn-status never dials a port that may belong to someone else.
   service->shutdown();
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  server.server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   std::error_code ec;
   fs::remove(addr_file, ec);
   return code;

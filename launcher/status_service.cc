@@ -98,7 +98,14 @@ void StatusService::begin_attempt(int attempt) {
   if (!health_.stop_requested) status_.set_state(pb::JOB_STATE_STARTING);
   health_.reported = false;
   health_.finished = false;
+  health_.finish_stopped = false;
   health_.last_progress = Clock::now();
+  touch_locked();
+}
+
+void StatusService::set_run_dir(const std::string& run_dir) {
+  std::lock_guard lock(mu_);
+  status_.set_run_dir(run_dir);
   touch_locked();
 }
 
@@ -220,6 +227,7 @@ grpc::Status StatusService::report(const grpc::ServerContext& ctx, const pb::Rep
     status_.set_total_steps(s.total_steps());
     if (s.start_step() > 0) {
       status_.set_step(s.start_step());
+      status_.set_resumed_from_step(s.start_step());
       status_.set_message("resumed at step " + std::to_string(s.start_step()));
     }
     news = true;
@@ -261,6 +269,7 @@ grpc::Status StatusService::report(const grpc::ServerContext& ctx, const pb::Rep
     status_.set_test_count(f.test_count());
     if (f.images_per_sec() > 0) status_.set_images_per_sec(f.images_per_sec());
     health_.finished = true;
+    health_.finish_stopped = f.stopped();
     news = true;
   }
   if (status_.state() == pb::JOB_STATE_STARTING || status_.state() == pb::JOB_STATE_RESTARTING)

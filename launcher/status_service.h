@@ -34,6 +34,7 @@ struct AttemptHealth {
   bool reported = false;                                // rank 0 has reported in this attempt
   bool ever_stepped = false;                            // some report with step > 0, in any attempt
   bool finished = false;                                // rank 0 reported on_finish in this attempt
+  bool finish_stopped = false;                          // ... and said it ended on a stop
   std::chrono::steady_clock::time_point last_progress;  // attempt start, or last new step/event
   bool stop_requested = false;
   std::string stop_reason;
@@ -50,6 +51,7 @@ class StatusService {
 
   // Supervisor side.
   void begin_attempt(int attempt);  // STARTING (unless stopping); resets the stall clock
+  void set_run_dir(const std::string& run_dir);  // once it exists (after the server starts)
   void set_state(v1::JobState state, const std::string& message, const std::string& error = "");
   void count_restart(const std::string& why);  // RESTARTING, restarts += 1
   // Sends STOP to the workers in every following report reply. Returns false if

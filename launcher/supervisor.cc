@@ -16,6 +16,10 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "checkpoint/checkpoint.h"
+#include "core/exit_codes.h"
+#include "launcher/checkpoint_check.h"
+
 extern char** environ;
 
 namespace dpcnn::launcher {
@@ -265,7 +269,7 @@ std::string find_executable(const std::string& name) {
   return "";
 }
 
-std::vector<std::string> mpirun_command(const LaunchOptions& o, bool resume) {
+std::vector<std::string> mpirun_command(const LaunchOptions& o, const std::string& resume) {
   // The flags of scripts/mpirun.sh: Open MPI refuses root without
   // --allow-run-as-root, and more ranks than cores need --oversubscribe.
   std::vector<std::string> a = {o.mpirun, "--oversubscribe"};
@@ -275,7 +279,8 @@ std::vector<std::string> mpirun_command(const LaunchOptions& o, bool resume) {
   a.insert(a.end(), {"-np", std::to_string(o.np), o.train_bin, "--config", o.config_path});
   for (const auto& s : o.sets) a.insert(a.end(), {"--set", s});
   a.insert(a.end(), {"--report-to", o.report_to, "--run-id", o.run_id});
-  if (resume) a.insert(a.end(), {"--resume", "auto"});
+  if (!o.run_dir.empty()) a.insert(a.end(), {"--run-dir", o.run_dir});
+  if (!resume.empty()) a.insert(a.end(), {"--resume", resume});
   return a;
 }
 
@@ -318,13 +323,14 @@ void Supervisor::show(const pb::JobStatus& s, pb::JobStatus& shown) {
   shown = s;
 }
 
-Supervisor::Attempt Supervisor::run_attempt(int attempt, bool resume) {
+Supervisor::Attempt Supervisor::run_attempt(int attempt, const std::string& resume) {
   service_.begin_attempt(attempt);
   const auto argv = mpirun_command(opt_, resume);
   std::string cmd;
   for (const auto& a : argv) cmd += (cmd.empty() ? "" : " ") + a;
   console_.say("attempt " + std::to_string(attempt) + ": " + cmd);
-  std::vector<std::string> env = {"DPCNN_RUN_TOKEN=" + opt_.token};
+  std::vector<std::string> env = opt_.env;
+  env.push_back("DPCNN_RUN_TOKEN=" + opt_.token);
   if (!opt_.tls_ca.empty()) env.push_back("DPCNN_TLS_CA=" + opt_.tls_ca);
   ProcessGroup group(argv, env);
   OutputPump pump(group.stdout_fd(), group.stderr_fd(), console_);
@@ -383,30 +389,57 @@ Supervisor::Attempt Supervisor::run_attempt(int attempt, bool resume) {
   return a;
 }
 
+// After a stop: exit_code::kOk only when the checkpoint of the step the job reached reads
+// back cleanly from the run directory. The workers' exit status alone cannot
+// say so: a stop whose checkpoint failed (a full disk) ends them too.
+int Supervisor::stopped(bool workers_ok, const std::string& how) {
+  const pb::JobStatus s = service_.snapshot();
+  const StopCheck check = verify_checkpoint_at(opt_.run_dir, s.step());
+  if (check.ok) {
+    service_.set_state(pb::JOB_STATE_FINISHED,
+                       how + " at step " + std::to_string(s.step()) + ": " + check.path);
+    console_.say(how + " at step " + std::to_string(s.step()) + ": checkpoint " + check.path +
+                 " verified");
+    return exit_code::kOk;
+  }
+  const std::string why = "no checkpoint of step " + std::to_string(s.step()) + " (" +
+                          check.problem + (workers_ok ? "" : "; the workers failed") +
+                          "); the newest is " + newest_good_checkpoint(opt_.run_dir);
+  service_.set_state(pb::JOB_STATE_FAILED, how + " without a checkpoint", why);
+  console_.say(how + " without a checkpoint: " + why);
+  return exit_code::kStoppedNoCheckpoint;
+}
+
+// The worker's --resume for the next attempt: the first continues what the
+// user asked for; a restart continues the run's own newest checkpoint, or the
+// user's --resume PATH while this run has none of its own yet.
+static std::string next_resume(const LaunchOptions& o, int attempt) {
+  if (attempt == 1) return o.resume;
+  const bool own = !CheckpointDir(o.run_dir + "/checkpoints").list().empty();
+  return own || o.resume.empty() ? "auto" : o.resume;
+}
+
 int Supervisor::run() {
-  bool resume = false;
   for (int attempt = 1;; ++attempt) {
-    const Attempt a = run_attempt(attempt, resume);
+    const Attempt a = run_attempt(attempt, next_resume(opt_, attempt));
     const AttemptHealth h = service_.health();
     const bool ok = a.stalled.empty() && WIFEXITED(a.status) && WEXITSTATUS(a.status) == 0;
     if (signals_.load() >= 2) {
       service_.set_state(pb::JOB_STATE_FAILED, "killed by a second signal",
                          "killed without a final checkpoint");
       console_.say("killed by a second signal (no final checkpoint)");
-      return 130;
+      return exit_code::kInterrupted;
     }
-    if (h.stop_requested) {
+    if (h.stop_requested && !(ok && h.finished && !h.finish_stopped)) {
       const std::string how =
           ok ? "stopped cleanly"
              : "stopped (" + (a.stalled.empty() ? describe_wait_status(a.status) : a.stalled) + ")";
-      service_.set_state(pb::JOB_STATE_FINISHED, how + ": " + h.stop_reason);
-      console_.say(how);
-      return 0;
+      return stopped(ok, how);
     }
     if (ok) {
       service_.set_state(pb::JOB_STATE_FINISHED, "finished");
       console_.say("finished");
-      return 0;
+      return exit_code::kOk;
     }
     const std::string why =
         !a.stalled.empty() ? a.stalled : "mpirun " + describe_wait_status(a.status);
@@ -415,14 +448,18 @@ int Supervisor::run() {
       service_.set_state(pb::JOB_STATE_FAILED, "failed before the first step (not retried)",
                          detail);
       console_.say("failed before the first step, not retrying: " + detail);
-      return 1;
+      // The workers' own verdict on their input (config, data, checkpoint).
+      return a.stalled.empty() && WIFEXITED(a.status) &&
+                     WEXITSTATUS(a.status) == exit_code::kBadInput
+                 ? exit_code::kBadInput
+                 : exit_code::kFailure;
     }
     const int restarts = service_.snapshot().restarts();
     if (restarts >= opt_.max_restarts) {
       service_.set_state(pb::JOB_STATE_FAILED,
                          "gave up after " + std::to_string(restarts) + " restart(s)", detail);
       console_.say("giving up after " + std::to_string(restarts) + " restart(s): " + detail);
-      return 1;
+      return exit_code::kGaveUp;
     }
     failed_at_ = Clock::now();
     service_.count_restart(detail);
@@ -432,11 +469,8 @@ int Supervisor::run() {
     while (Clock::now() < until && signals_.load() == 0) usleep(20000);
     if (signals_.load() > 0) {
       service_.request_stop("signal to the launcher");
-      service_.set_state(pb::JOB_STATE_FINISHED, "stopped while restarting");
-      console_.say("stopped while restarting");
-      return 0;
+      return stopped(false, "stopped while restarting");
     }
-    resume = true;
   }
 }
 

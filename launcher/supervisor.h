@@ -57,6 +57,11 @@ struct LaunchOptions {
   std::string train_bin;                 // full path of dpcnn-train
   std::string config_path;
   std::vector<std::string> sets;
+  std::string run_dir;  // absolute; every worker start gets `--run-dir` with it
+  // The first attempt's `--resume` ("" none, "auto", or a checkpoint path);
+  // restarts continue from the run's own newest checkpoint.
+  std::string resume;
+  std::vector<std::string> env;  // added to the workers' environment
   std::string report_to, run_id, token;
   std::string tls_ca;  // certificate the workers trust when the service serves TLS
   int max_restarts = 3;
@@ -65,15 +70,19 @@ struct LaunchOptions {
   std::chrono::milliseconds restart_delay{1000};
 };
 
-// mpirun's argument vector for one attempt (exposed for tests).
-std::vector<std::string> mpirun_command(const LaunchOptions& o, bool resume);
+// mpirun's argument vector for one attempt (exposed for tests); `resume` is
+// the worker's --resume value ("" for none).
+std::vector<std::string> mpirun_command(const LaunchOptions& o, const std::string& resume);
 
 class Supervisor {
  public:
   Supervisor(LaunchOptions options, StatusService& service, Console& console);
   // Runs attempts until the job finishes, is stopped, or fails for good.
-  // Returns the launcher's exit code: 0 finished or stopped, 1 failed, 130
-  // killed by a second signal.
+  // Returns the launcher's exit code (src/core/exit_codes.h): kOk finished, or
+  // stopped with a checkpoint of the stop step that reads back cleanly;
+  // kStoppedNoCheckpoint stopped without one; kFailure failed before the first
+  // step (kBadInput when the workers said their input is bad); kGaveUp failed
+  // after the last restart; 130 killed by a second signal.
   int run();
   // First SIGINT/SIGTERM: stop cleanly (checkpoint, exit 0). Second: kill now.
   void on_signal(int sig);
@@ -85,7 +94,8 @@ class Supervisor {
     bool killed = false;
     std::string worker_error;
   };
-  Attempt run_attempt(int attempt, bool resume);
+  Attempt run_attempt(int attempt, const std::string& resume);
+  int stopped(bool workers_ok, const std::string& how);
   void show(const v1::JobStatus& s, v1::JobStatus& shown);
 
   const LaunchOptions opt_;

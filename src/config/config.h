@@ -88,7 +88,9 @@ struct CheckpointConfig {
 };
 
 struct StatusConfig {
-  std::string listen = "127.0.0.1:50051";
+  // Port 0: a free port, recorded in the run's status.addr, so two jobs never
+  // collide by default.
+  std::string listen = "127.0.0.1:0";
   // PEM files; both needed to serve TLS (required off loopback unless the
   // launcher is given --insecure).
   std::string tls_cert, tls_key;

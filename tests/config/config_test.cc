@@ -127,7 +127,7 @@ TEST(Config, DefaultsAndLines) {
   const Config c = parse_config(kBase, "configs/x.yaml");
   EXPECT_EQ(c.train.eval_batch_size, 64);
   EXPECT_TRUE(c.distributed.overlap);
-  EXPECT_EQ(c.status.listen, "127.0.0.1:50051");
+  EXPECT_EQ(c.status.listen, "127.0.0.1:0");
   EXPECT_EQ(c.model.layers[0].line, 12);
   EXPECT_EQ(c.model.layers[1].line, 13);
   EXPECT_EQ(c.model.layers[3].line, 16);

@@ -20,142 +20,13 @@
 #include <sstream>
 #include <thread>
 
-#include "../integration/process_testing.h"
-#include "../integration/synthetic_data.h"
 #include "dpcnn/v1/status.grpc.pb.h"
+#include "launch_fixture.h"
 
 namespace dpcnn {
 namespace {
 
-namespace fs = std::filesystem;
-using testing::slurp;
-namespace pb = dpcnn::v1;
-using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
-
-double since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
-
-// The worker processes of one test: the dpcnn-train whose command line names
-// this test's own runs directory.
-std::vector<pid_t> workers(const std::string& marker) {
-  std::vector<pid_t> out;
-  for (const auto& d : fs::directory_iterator("/proc")) {
-    const std::string name = d.path().filename();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::string cmd = slurp(d.path() / "cmdline");
-    std::replace(cmd.begin(), cmd.end(), '\0', ' ');
-    if (cmd.find("dpcnn-train ") != std::string::npos && cmd.find(marker) != std::string::npos &&
-        cmd.find("mpirun") == std::string::npos) {
-      // Zombies still list; count only the living.
-      const std::string stat = slurp(d.path() / "stat");
-      const auto rp = stat.rfind(')');
-      if (rp != std::string::npos && stat.size() > rp + 2 && stat[rp + 2] != 'Z')
-        out.push_back(std::stoi(name));
-    }
-  }
-  return out;
-}
-
-class Launch : public ::testing::Test {
- protected:
-  void SetUp() override {
-    tmp = fs::temp_directory_path() /
-          ("dpcnn-launch-test-" + std::to_string(getpid()) + "-" +
-           ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::create_directories(tmp);
-    data = testing::synthetic_mnist_dir(4096, 203);
-    run_dir = tmp / "mnist-small";
-  }
-  void TearDown() override {
-    if (pid > 0) {
-      kill(pid, SIGKILL);
-      waitpid(pid, nullptr, 0);
-    }
-    for (pid_t w : workers(tmp.string())) kill(w, SIGKILL);
-    if (std::getenv("DPCNN_KEEP_LOGS"))
-      std::printf("launcher log:\n%s\n", slurp(tmp / "launch.log").c_str());
-    if (!HasFailure())
-      fs::remove_all(tmp);
-    else
-      std::printf("launcher log:\n%s\n", slurp(tmp / "launch.log").c_str());
-  }
-
-  // Starts dpcnn-launch (mnist-small, 2 ranks, 1 thread each, the synthetic
-  // data, any port) with output to launch.log.
-  void start(const std::string& sets, const std::string& extra = "") {
-    const std::string cmd =
-        std::string(DPCNN_BIN_DIR) +
-        "/dpcnn-launch --config configs/mnist-small.yaml --np 2 --set data.dir=" + data +
-        " --set runs_dir=" + tmp.string() +
-        " --set distributed.threads_per_rank=1 --set status.listen=127.0.0.1:0 " + sets + " " +
-        extra;
-    t0 = Clock::now();
-    pid = fork();
-    if (pid == 0) {
-      const int fd = open((tmp / "launch.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      dup2(fd, 1);
-      dup2(fd, 2);
-      execl("/bin/sh", "sh", "-c", ("exec " + cmd).c_str(), nullptr);
-      _exit(127);
-    }
-  }
-
-  // Exit code of the launcher, or -1 after `timeout` (then it is killed).
-  int wait_exit(std::chrono::seconds timeout = 120s) { return testing::wait_exit(pid, timeout); }
-
-  std::string log() { return slurp(tmp / "launch.log"); }
-
-  // Connects once the launcher has written status.addr.
-  void connect() {
-    const auto until = Clock::now() + 30s;
-    while (Clock::now() < until) {
-      const std::string a = slurp(run_dir / "status.addr");
-      if (!a.empty() && a.back() == '\n') {
-        addr = a.substr(0, a.size() - 1);
-        break;
-      }
-      std::this_thread::sleep_for(20ms);
-    }
-    ASSERT_FALSE(addr.empty()) << log();
-    stub = pb::Status::NewStub(grpc::CreateChannel(addr, grpc::InsecureChannelCredentials()));
-  }
-
-  pb::JobStatus get(bool* ok = nullptr) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + 5s);
-    pb::JobStatus s;
-    const bool good = stub->GetStatus(&ctx, {}, &s).ok();
-    if (ok) *ok = good;
-    return s;
-  }
-
-  template <class P>
-  pb::JobStatus wait_for(P pred, std::chrono::seconds timeout = 60s) {
-    const auto until = Clock::now() + timeout;
-    for (;;) {
-      bool ok = false;
-      pb::JobStatus s = get(&ok);
-      if ((ok && pred(s)) || Clock::now() >= until) return s;
-      std::this_thread::sleep_for(20ms);
-    }
-  }
-
-  grpc::StatusCode stop_with(const std::string& token) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + 5s);
-    if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
-    pb::StopReply reply;
-    return stub->Stop(&ctx, {}, &reply).error_code();
-  }
-
-  fs::path tmp, run_dir;
-  std::string data, addr;
-  pid_t pid = -1;
-  Clock::time_point t0;
-  std::unique_ptr<pb::Status::Stub> stub;
-};
+using namespace testing;
 
 // Raw bytes of one generic unary call (for services we have no stubs for).
 grpc::Status unary_bytes(const std::shared_ptr<grpc::Channel>& ch, const std::string& method,
@@ -217,12 +88,6 @@ std::string reflection_list(const std::shared_ptr<grpc::Channel>& ch) {
   return out;
 }
 
-int run_sync(const std::string& cmd, std::string* out = nullptr) {
-  const testing::Result r = testing::sh(cmd);
-  if (out) *out = r.output;
-  return r.status;
-}
-
 TEST_F(Launch, BadConfigIsOneLineAndExit2) {
   start("--set train.epochs=x");
   EXPECT_EQ(wait_exit(), 2);
@@ -269,12 +134,13 @@ TEST_F(Launch, TlsServiceWithReportingWorkers) {
 
 TEST_F(Launch, FailureBeforeTheFirstStepIsNotRetried) {
   start("--set data.dir=" + (tmp / "no-such-data").string());
-  EXPECT_EQ(wait_exit(), 1);
+  EXPECT_EQ(wait_exit(), 2);  // the workers' verdict: bad input
   const std::string out = log();
   EXPECT_NE(out.find("failed before the first step"), std::string::npos) << out;
   EXPECT_NE(out.find("no-such-data"), std::string::npos) << out;  // the worker's own error
   EXPECT_EQ(out.find("attempt 2"), std::string::npos) << out;
-  EXPECT_FALSE(fs::exists(run_dir / "status.addr"));
+  ASSERT_NE(announced_run(out), "") << out;
+  EXPECT_FALSE(fs::exists(fs::path(announced_run(out)) / "status.addr"));
 }
 
 // GetStatus during a real 2-rank run, WatchStatus streaming growing steps, the
@@ -386,7 +252,7 @@ TEST_F(Launch, StopNeedsTheTokenThenCheckpointsAndExits0) {
       << out;
   EXPECT_EQ(wait_exit(60s), 0) << log();
   EXPECT_NE(log().find("stopped cleanly"), std::string::npos) << log();
-  EXPECT_TRUE(fs::exists(run_dir / "latest" / "checkpoints" / "latest")) << log();
+  EXPECT_TRUE(fs::exists(run_dir / "checkpoints" / "latest")) << log();
   EXPECT_TRUE(workers(tmp.string()).empty());
 }
 
@@ -398,7 +264,7 @@ TEST_F(Launch, SigintStopsCleanly) {
   kill(pid, SIGINT);
   EXPECT_EQ(wait_exit(60s), 0) << log();
   EXPECT_NE(log().find("stopped cleanly"), std::string::npos) << log();
-  EXPECT_TRUE(fs::exists(run_dir / "latest" / "checkpoints" / "latest"));
+  EXPECT_TRUE(fs::exists(run_dir / "checkpoints" / "latest"));
   EXPECT_TRUE(workers(tmp.string()).empty());
 }
 
@@ -434,8 +300,6 @@ TEST_F(Launch, StatusLoadBarelySlowsTraining) {
     const std::string dir = (load ? "load" : "quiet") + std::to_string(counter++);
     start("--set train.epochs=" + epochs +
           " --set train.eval=false --set runs_dir=" + (tmp / dir).string());
-    run_dir = tmp / dir / "mnist-small";
-    addr.clear();
     connect();
     std::atomic<bool> done{false}, ended{false};
     std::atomic<int> failures{0}, calls{0};

@@ -378,22 +378,24 @@ TEST(Launcher, MpirunCommand) {
   o.report_to = "127.0.0.1:5";
   o.run_id = "r";
   o.token = "secret";
-  auto a = mpirun_command(o, false);
+  o.run_dir = "/r/x/version_2";
+  auto a = mpirun_command(o, "");
   std::string joined;
   for (auto& s : a) joined += s + " ";
   EXPECT_NE(joined.find("--oversubscribe"), std::string::npos);
   EXPECT_EQ(joined.find("--allow-run-as-root") != std::string::npos, geteuid() == 0);
   EXPECT_NE(joined.find("--hostfile hosts -np 3 bin/dpcnn-train --config c.yaml --set "
-                        "train.epochs=1 --report-to 127.0.0.1:5 --run-id r "),
+                        "train.epochs=1 --report-to 127.0.0.1:5 --run-id r --run-dir "
+                        "/r/x/version_2 "),
             std::string::npos);
   EXPECT_EQ(joined.find("secret"), std::string::npos);  // the token goes by environment
   EXPECT_EQ(joined.find("--resume"), std::string::npos);
-  a = mpirun_command(o, true);
+  a = mpirun_command(o, "auto");
   EXPECT_EQ(a[a.size() - 2], "--resume");
   EXPECT_EQ(a.back(), "auto");
   o.mpirun_args = {"--mca", "btl_tcp_if_include", "10.77.0.0/24"};
   joined.clear();
-  for (auto& s : mpirun_command(o, false)) joined += s + " ";
+  for (auto& s : mpirun_command(o, "")) joined += s + " ";
   EXPECT_NE(joined.find("--hostfile hosts --mca btl_tcp_if_include 10.77.0.0/24 -np 3 "),
             std::string::npos)
       << joined;
