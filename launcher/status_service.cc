@@ -225,9 +225,9 @@ grpc::Status StatusService::report(const grpc::ServerContext& ctx, const pb::Rep
     status_.set_epochs(s.epochs());
     status_.set_steps_per_epoch(s.steps_per_epoch());
     status_.set_total_steps(s.total_steps());
+    status_.set_resumed_from_step(s.start_step());  // 0: this attempt started afresh
     if (s.start_step() > 0) {
       status_.set_step(s.start_step());
-      status_.set_resumed_from_step(s.start_step());
       status_.set_message("resumed at step " + std::to_string(s.start_step()));
     }
     news = true;

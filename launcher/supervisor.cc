@@ -295,7 +295,9 @@ void Supervisor::show(const pb::JobStatus& s, pb::JobStatus& shown) {
     console_.say("rank 0 reporting: " + std::to_string(s.ranks()) + " rank(s), " +
                  std::to_string(s.total_steps()) + " steps");
   }
-  if (s.step() > 0 && s.step() != shown.step()) {
+  // A step beyond where the workers resumed: their start report alone (which
+  // moves the step to the checkpoint's) is not training yet.
+  if (s.step() > s.resumed_from_step() && s.step() != shown.step()) {
     if (!first_step_seen_) {
       first_step_seen_ = true;
       char b[128];
