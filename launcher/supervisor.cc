@@ -20,8 +20,6 @@
 #include "core/exit_codes.h"
 #include "launcher/checkpoint_check.h"
 
-extern char** environ;
-
 namespace dpcnn::launcher {
 
 namespace pb = dpcnn::v1;
@@ -142,117 +140,6 @@ class OutputPump {
 };
 
 }  // namespace
-
-// ---- ProcessGroup ----
-
-ProcessGroup::ProcessGroup(const std::vector<std::string>& argv,
-                           const std::vector<std::string>& env) {
-  // Everything the child needs is built before fork: after fork, in a process
-  // with gRPC's threads, only async-signal-safe calls are allowed.
-  std::vector<std::string> env_strings;
-  for (char** e = environ; *e; ++e) {
-    const std::string kv = *e;
-    bool replaced = false;
-    for (const auto& add : env)
-      if (kv.compare(0, add.find('=') + 1, add, 0, add.find('=') + 1) == 0) replaced = true;
-    if (!replaced) env_strings.push_back(kv);
-  }
-  for (const auto& add : env) env_strings.push_back(add);
-  std::vector<char*> cargv, cenv;
-  for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
-  cargv.push_back(nullptr);
-  for (const auto& e : env_strings) cenv.push_back(const_cast<char*>(e.c_str()));
-  cenv.push_back(nullptr);
-
-  int out[2], err[2];
-  if (pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error(std::string("pipe: ") + strerror(errno));
-  if (pipe2(err, O_CLOEXEC) != 0) {
-    close(out[0]), close(out[1]);
-    throw std::runtime_error(std::string("pipe: ") + strerror(errno));
-  }
-  const int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  const pid_t parent = getpid();
-  const pid_t pid = fork();
-  if (pid < 0) {
-    const int e = errno;
-    for (int fd : {out[0], out[1], err[0], err[1], devnull}) close(fd);
-    throw std::runtime_error(std::string("fork: ") + strerror(e));
-  }
-  if (pid == 0) {
-    setpgid(0, 0);
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(127);  // the launcher died before prctl
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);  // exec keeps the mask; the launcher blocks some
-    signal(SIGPIPE, SIG_DFL);
-    // Its own process group keeps the terminal's Ctrl-C away from the workers
-    // (the launcher turns it into a clean stop) and lets one kill() reach them
-    // all; stdin from /dev/null because a background group reading the TTY
-    // would be stopped.
-    dup2(devnull >= 0 ? devnull : 0, 0);
-    dup2(out[1], 1);
-    dup2(err[1], 2);
-    execve(cargv[0], cargv.data(), cenv.data());
-    const char msg[] = "dpcnn-launch: cannot exec mpirun\n";
-    (void)!write(2, msg, sizeof msg - 1);
-    _exit(127);
-  }
-  setpgid(pid, pid);  // also here: no race with the first kill(-pid)
-  close(out[1]);
-  close(err[1]);
-  if (devnull >= 0) close(devnull);
-  pid_ = pid;
-  out_ = out[0];
-  err_ = err[0];
-}
-
-ProcessGroup::~ProcessGroup() {
-  terminate(milliseconds(0));
-  if (out_ >= 0) close(out_);
-  if (err_ >= 0) close(err_);
-}
-
-std::optional<int> ProcessGroup::exited() const {
-  if (status_) return status_;
-  siginfo_t info{};
-  if (waitid(P_PID, pid_, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid != pid_)
-    return std::nullopt;
-  return info.si_code == CLD_EXITED ? W_EXITCODE(info.si_status, 0) : W_EXITCODE(0, info.si_status);
-}
-
-int ProcessGroup::terminate(milliseconds grace) {
-  if (pid_ <= 0) return 0;
-  auto reap = [&](int flags) {
-    int st = 0;
-    pid_t p;
-    // As child subreaper the launcher also inherits members whose parent died.
-    while ((p = waitpid(-pid_, &st, flags)) > 0) {
-      if (p == pid_) status_ = st;
-    }
-  };
-  kill(-pid_, SIGTERM);
-  const auto deadline = Clock::now() + grace;
-  for (;;) {
-    reap(WNOHANG);
-    if (kill(-pid_, 0) != 0 && errno == ESRCH) break;  // nobody left
-    if (Clock::now() >= deadline) {
-      kill(-pid_, SIGKILL);
-      for (int i = 0; i < 100; ++i) {  // 5 s at most: never hang the launcher
-        reap(WNOHANG);
-        if (kill(-pid_, 0) != 0 && errno == ESRCH) break;
-        usleep(50000);
-      }
-      break;
-    }
-    usleep(20000);
-  }
-  if (!status_) {
-    int st = 0;
-    if (waitpid(pid_, &st, WNOHANG) == pid_) status_ = st;
-  }
-  return status_.value_or(W_EXITCODE(0, SIGKILL));
-}
 
 // ---- Supervisor ----
 

@@ -1,11 +1,11 @@
-// Supervision of one training job: starts mpirun in its own process group,
-// passes the workers' output through, restarts the job from its last
-// checkpoint when it fails or stalls, and stops it on request.
+// Supervision of one training job: starts mpirun in its own process group
+// (process_group.h), passes the workers' output through, restarts the job
+// from its last checkpoint when it fails or stalls, and stops it on request.
 //
-// ProcessGroup is one mpirun and everything it started. Supervisor::run() is
-// called once, from the main thread: PR_SET_PDEATHSIG fires when the thread
-// that forked ends, so the forking thread must live as long as the launcher.
-// on_signal() may be called from any thread (the launcher's signal thread).
+// Supervisor::run() is called once, from the main thread: PR_SET_PDEATHSIG
+// fires when the thread that forked ends, so the forking thread must live as
+// long as the launcher. on_signal() may be called from any thread (the
+// launcher's signal thread).
 #pragma once
 
 #include <sys/types.h>
@@ -18,36 +18,10 @@
 #include <vector>
 
 #include "launcher/console.h"
+#include "launcher/process_group.h"
 #include "launcher/status_service.h"
 
 namespace dpcnn::launcher {
-
-class ProcessGroup {
- public:
-  // Forks; the child makes itself a group leader, asks to be killed when this
-  // thread dies, reads /dev/null, writes to two pipes, and execs `argv[0]` (a
-  // path) with `env` added to the environment.
-  ProcessGroup(const std::vector<std::string>& argv, const std::vector<std::string>& env);
-  ~ProcessGroup();  // terminate(0) if still running
-  ProcessGroup(const ProcessGroup&) = delete;
-  ProcessGroup& operator=(const ProcessGroup&) = delete;
-
-  pid_t pid() const { return pid_; }
-  int stdout_fd() const { return out_; }
-  int stderr_fd() const { return err_; }
-  // The leader's wait status once it has exited, without reaping it, so its
-  // pid (the group id) stays reserved until terminate().
-  std::optional<int> exited() const;
-  // SIGTERM to the whole group, SIGKILL to what is left after `grace`; reaps
-  // the leader (and, as child subreaper, orphaned members). Returns the
-  // leader's wait status. Idempotent.
-  int terminate(std::chrono::milliseconds grace);
-
- private:
-  pid_t pid_ = -1;
-  int out_ = -1, err_ = -1;
-  std::optional<int> status_;  // set once reaped
-};
 
 struct LaunchOptions {
   std::string mpirun;  // full path

@@ -435,5 +435,38 @@ TEST(ProcessGroup, TerminateKillsTheWholeGroup) {
   unlink(pidfile.c_str());
 }
 
+// Open MPI makes every rank a process group leader of its own, so killing
+// mpirun's group does not reach them: terminate() must find them (as the
+// children of the group's leader, or as ours once it is dead) and end them,
+// even stopped ones, even with no grace at all.
+TEST(ProcessGroup, TerminateReachesChildrenInTheirOwnGroups) {
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
+  const std::string pidfile = ::testing::TempDir() + "/pg-own-" + std::to_string(getpid());
+  ProcessGroup g({"/bin/sh", "-c",
+                  "setsid sh -c 'trap \"\" TERM; sleep 60' & echo $! > " + pidfile +
+                      "; echo started; sleep 60"},
+                 {});
+  char buf[64] = {};
+  std::string out;
+  while (out.find('\n') == std::string::npos) {
+    const ssize_t n = read(g.stdout_fd(), buf, sizeof buf);
+    ASSERT_GT(n, 0);
+    out.append(buf, n);
+  }
+  pid_t rank = 0;
+  FILE* f = fopen(pidfile.c_str(), "r");
+  ASSERT_TRUE(f);
+  ASSERT_EQ(fscanf(f, "%d", &rank), 1);
+  fclose(f);
+  for (int i = 0; i < 100 && getpgid(rank) != rank; ++i) std::this_thread::sleep_for(10ms);
+  ASSERT_EQ(getpgid(rank), rank);  // a group of its own, like an MPI rank
+  ASSERT_EQ(kill(rank, SIGSTOP), 0);
+  g.terminate(0ms);
+  EXPECT_FALSE(alive(g.pid()));
+  for (int i = 0; i < 50 && alive(rank); ++i) std::this_thread::sleep_for(20ms);
+  EXPECT_FALSE(alive(rank));
+  unlink(pidfile.c_str());
+}
+
 }  // namespace
 }  // namespace dpcnn::launcher
