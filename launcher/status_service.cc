@@ -171,7 +171,8 @@ grpc::Status StatusService::check_token(const grpc::ServerContext& ctx) const {
   }
   if (!found || presented.empty())
     return {grpc::StatusCode::UNAUTHENTICATED,
-            "this call needs the run token (runs/<name>/token) as 'authorization: Bearer <token>'"};
+            "this call needs the run token (runs/<name>/version_<N>/token) as 'authorization: "
+            "Bearer <token>'"};
   if (info_.token.empty() || !same_secret(presented, info_.token))
     return {grpc::StatusCode::PERMISSION_DENIED, "wrong run token"};
   return grpc::Status::OK;
