@@ -2,10 +2,13 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
+
 #include <filesystem>
 #include <fstream>
 #include <regex>
 
+#include "checkpoint/checkpoint.h"
 #include "core/error.h"
 #include "run/run_dir.h"
 
@@ -36,27 +39,50 @@ std::string run_to_query(const std::string& dir) {
   return newest;
 }
 
-ResumeTarget resolve_resume(const std::string& arg, const std::string& experiment_dir) {
-  if (arg == "auto") {
-    const std::string run = dpcnn::newest_run(experiment_dir);
-    if (run.empty())
-      throw InputError("--resume auto: no run of this experiment under '" + experiment_dir +
-                       "' to continue (start without --resume for a new run)");
-    return {run, "auto"};
+bool has_checkpoints(const std::string& run_dir) {
+  return !CheckpointDir(run_dir + "/checkpoints").list().empty();
+}
+
+std::string newest_run_with_checkpoint(const std::string& experiment_dir) {
+  std::vector<std::pair<long, std::string>> runs;
+  std::error_code ec;
+  for (fs::directory_iterator it(experiment_dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string n = it->path().filename();
+    if (is_version_name(n) && it->is_directory(ec) && !it->is_symlink(ec))
+      runs.push_back({std::atol(n.c_str() + 8), it->path().string()});
   }
+  std::sort(runs.rbegin(), runs.rend());
+  for (const auto& [n, dir] : runs)
+    if (has_checkpoints(dir)) return dir;
+  return has_checkpoints(experiment_dir) ? experiment_dir : "";
+}
+
+ResumeTarget resolve_resume(const std::string& arg, const std::string& experiment_dir) {
+  // The run the worker's own --resume auto would continue: a newer run that
+  // failed before its first checkpoint is passed over, not resumed from zero.
+  auto newest_resumable = [](const std::string& exp, const std::string& what) {
+    const std::string run = newest_run_with_checkpoint(exp);
+    if (run.empty())
+      throw InputError(what + ": no run under '" + exp +
+                       "' has a checkpoint to continue from (start without --resume for a new "
+                       "run)");
+    return run;
+  };
+  if (arg == "auto") return {newest_resumable(experiment_dir, "--resume auto"), "auto"};
   std::error_code ec;
   if (!fs::exists(arg, ec))
     throw InputError("--resume: no such checkpoint, run or experiment directory '" + arg + "'");
   const std::string abs = fs::absolute(arg).lexically_normal().string();
-  if (is_dir(arg) && is_dir(fs::path(arg) / "checkpoints")) {
-    if (const std::string v = dpcnn::run_of(arg); !v.empty()) return {v, "auto"};
-    return {abs, "auto"};  // a run directory of the layout before versions
+  if (is_dir(arg)) {
+    const std::string name = fs::weakly_canonical(abs, ec).filename().string();
+    if (is_version_name(name)) return {abs, "auto"};  // a run directory: its newest checkpoint
+    const bool checkpoints_dir =
+        !CheckpointDir(arg).list().empty() || fs::is_regular_file(fs::path(arg) / "latest", ec);
+    if (!checkpoints_dir)  // an experiment directory (or a run of the layout before versions)
+      return {newest_resumable(arg, "--resume " + arg), "auto"};
   }
-  if (is_dir(arg) && !is_version_name(fs::path(abs).filename().string())) {
-    // An experiment directory: its newest run. (A checkpoints directory has
-    // no version_N inside, so it falls through to the checkpoint case.)
-    if (const std::string run = dpcnn::newest_run(arg); !run.empty()) return {run, "auto"};
-  }
+  // A checkpoint file, `latest` pointer or checkpoints directory: continued in
+  // the run it belongs to, or in a new run when it belongs to none.
   return {dpcnn::run_of(arg), abs};
 }
 

@@ -14,11 +14,18 @@ struct ResumeTarget {
   std::string worker_resume;  // the first attempt's `dpcnn-train --resume` ("auto" or a path)
 };
 
-// auto: the newest run of the experiment. PATH: a checkpoint file, `latest`
+// auto: the newest run of the experiment that has a checkpoint (as the
+// worker's own --resume auto chooses). PATH: a checkpoint file, `latest`
 // pointer or checkpoints directory (continued in the version directory that
 // holds it, else in a new run), a run directory, or an experiment directory
-// (its newest run). Throws dpcnn::InputError when there is nothing to resume.
+// (its newest run with a checkpoint). Throws dpcnn::InputError when there is
+// nothing to resume.
 ResumeTarget resolve_resume(const std::string& arg, const std::string& experiment_dir);
+
+// version_<N> runs of `experiment_dir` from the highest N down, then the
+// layout before versions (the experiment directory itself): the first that
+// holds a checkpoint file; "" when none does.
+std::string newest_run_with_checkpoint(const std::string& experiment_dir);
 
 // dpcnn-status --run DIR: DIR itself when it is a run (version) directory,
 // else the newest run of DIR taken as an experiment directory; "" when DIR is

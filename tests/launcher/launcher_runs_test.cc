@@ -122,6 +122,12 @@ TEST_F(Launch, StopThenResumeAutoContinuesAtTheStopStep) {
   EXPECT_TRUE(before.count(ckpt_name(stopped))) << log();
   EXPECT_FALSE(fs::exists(first_run / "status.addr"));
 
+  // A launch that fails before its first checkpoint leaves a newer run
+  // without one; --resume auto passes over it, as the worker's own would.
+  start(sets + " --set data.dir=" + (tmp / "no-such-data").string(), "", "failed.log");
+  EXPECT_EQ(wait_exit(), 2) << log();
+  EXPECT_EQ(fs::path(announced_run(log())).filename(), "version_1") << log();
+
   start(sets, "--resume auto", "resume.log");
   connect();
   EXPECT_EQ(fs::canonical(run_dir), fs::canonical(first_run)) << log();
@@ -160,7 +166,7 @@ TEST_F(Launch, StopThenResumeAutoContinuesAtTheStopStep) {
     }
   EXPECT_TRUE(after.count(ckpt_name(stop_step(log())))) << log();
   EXPECT_FALSE(fs::exists(first_run / "checkpoints.prev"));
-  EXPECT_EQ(files_in(experiment), std::set<std::string>({"version_0", "latest"}));
+  EXPECT_EQ(files_in(experiment), std::set<std::string>({"version_0", "version_1", "latest"}));
 }
 
 // The stop's checkpoint cannot be written (the run directory is on a full
@@ -201,7 +207,7 @@ TEST_F(Launch, StatusAddrOnAFullDiskIsAnErrorAndNoEmptyFile) {
   const uint64_t used = (v.f_blocks - v.f_bfree) * v.f_frsize;
   ASSERT_EQ(run_sync("mount -o remount,size=" + std::to_string(used + 4096) + " " + runs.string()),
             0);
-  start("", "--resume auto");
+  start("", "--resume " + run.string());  // this run, named: it has no checkpoint
   EXPECT_EQ(wait_exit(), 1) << log();
   const std::string out = log();
   EXPECT_NE(out.find("status.addr"), std::string::npos) << out;
