@@ -190,6 +190,20 @@ TEST_F(Launch, StopWithoutItsCheckpointExits4) {
   EXPECT_TRUE(workers(tmp.string()).empty());
 }
 
+// The job fails after the last restart (here: none allowed): exit 5, and
+// no worker left.
+TEST_F(Launch, FailureAfterTheLastRestartExits5) {
+  start("--set train.epochs=50 --set launcher.max_restarts=0");
+  connect();
+  ASSERT_GT(wait_for([](const pb::JobStatus& s) { return s.step() > 10; }).step(), 10) << log();
+  const auto w = workers(tmp.string());
+  ASSERT_EQ(w.size(), 2u);
+  ASSERT_EQ(kill(w[1], SIGKILL), 0);
+  EXPECT_EQ(wait_exit(60s), 5) << log();
+  EXPECT_NE(log().find("giving up after 0 restart(s)"), std::string::npos) << log();
+  EXPECT_TRUE(workers(tmp.string()).empty());
+}
+
 // A full disk when status.addr is written: an error naming the file, exit 1,
 // and no empty status.addr left in place. The tmpfs has room for the token
 // and nothing more (the run directory and its lock file exist already).

@@ -232,6 +232,11 @@ TEST_F(Launch, KilledWorkerRestartsFromTheCheckpoint) {
   EXPECT_NE(l.find("--resume auto"), std::string::npos) << l;
   EXPECT_NE(l.find("test_loss"), std::string::npos) << l;
   EXPECT_TRUE(workers(tmp.string()).empty());
+  // The restart continued the same run: both attempts wrote into it, and no
+  // other run directory appeared.
+  const std::string same = "--run-dir " + run_dir.string();
+  EXPECT_NE(l.find(same), l.rfind(same)) << l;
+  EXPECT_FALSE(fs::exists(experiment / "version_1"));
 }
 
 // Stop without the token is refused and the job goes on; with the token the
