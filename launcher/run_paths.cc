@@ -39,24 +39,6 @@ std::string run_to_query(const std::string& dir) {
   return newest;
 }
 
-bool has_checkpoints(const std::string& run_dir) {
-  return !CheckpointDir(run_dir + "/checkpoints").list().empty();
-}
-
-std::string newest_run_with_checkpoint(const std::string& experiment_dir) {
-  std::vector<std::pair<long, std::string>> runs;
-  std::error_code ec;
-  for (fs::directory_iterator it(experiment_dir, ec), end; !ec && it != end; it.increment(ec)) {
-    const std::string n = it->path().filename();
-    if (is_version_name(n) && it->is_directory(ec) && !it->is_symlink(ec))
-      runs.push_back({std::atol(n.c_str() + 8), it->path().string()});
-  }
-  std::sort(runs.rbegin(), runs.rend());
-  for (const auto& [n, dir] : runs)
-    if (has_checkpoints(dir)) return dir;
-  return has_checkpoints(experiment_dir) ? experiment_dir : "";
-}
-
 ResumeTarget resolve_resume(const std::string& arg, const std::string& experiment_dir) {
   // The run the worker's own --resume auto would continue: a newer run that
   // failed before its first checkpoint is passed over, not resumed from zero.

@@ -22,11 +22,6 @@ struct ResumeTarget {
 // nothing to resume.
 ResumeTarget resolve_resume(const std::string& arg, const std::string& experiment_dir);
 
-// version_<N> runs of `experiment_dir` from the highest N down, then the
-// layout before versions (the experiment directory itself): the first that
-// holds a checkpoint file; "" when none does.
-std::string newest_run_with_checkpoint(const std::string& experiment_dir);
-
 // dpcnn-status --run DIR: DIR itself when it is a run (version) directory,
 // else the newest run of DIR taken as an experiment directory; "" when DIR is
 // neither.

@@ -55,31 +55,6 @@ void save_raw(const std::string& path, dpcnn::Model& m) {
     throw dpcnn::Error(dpcnn::errno_message("cannot write '" + path + "'"));
 }
 
-bool has_checkpoints(const std::string& run_dir) {
-  std::error_code ec;
-  for (std::filesystem::directory_iterator it(run_dir + "/checkpoints", ec), end; !ec && it != end;
-       it.increment(ec))
-    if (it->path().filename().string().rfind("ckpt-", 0) == 0) return true;
-  return false;
-}
-
-// The newest run of an experiment that holds a checkpoint (version_N from the
-// highest N down, then a pre-version layout's <experiment>/checkpoints), or "".
-std::string newest_run_with_checkpoint(const std::string& exp) {
-  namespace fs = std::filesystem;
-  std::vector<std::pair<long, std::string>> runs;
-  std::error_code ec;
-  for (fs::directory_iterator it(exp, ec), end; !ec && it != end; it.increment(ec)) {
-    const std::string n = it->path().filename();
-    if (n.rfind("version_", 0) == 0 && it->is_directory(ec) && !it->is_symlink(ec))
-      runs.push_back({std::atol(n.c_str() + 8), it->path().string()});
-  }
-  std::sort(runs.rbegin(), runs.rend());
-  for (const auto& [n, dir] : runs)
-    if (has_checkpoints(dir)) return dir;
-  return has_checkpoints(exp) ? exp : "";
-}
-
 // Rank 0's choice of run directory. Nothing that a run wrote is moved or
 // deleted: a new run gets the next version_N, a resumed run continues in its
 // own, --evaluate-only only reads. `existing` is known before the model is
@@ -97,7 +72,7 @@ RunChoice choose_run(const dpcnn::Config& cfg, const std::string& resume,
   c.resume = resume;
   if (evaluate_only) {
     if (!resume.empty() && resume != "auto") return c;  // read that checkpoint, write nothing
-    const std::string dir = newest_run_with_checkpoint(exp);
+    const std::string dir = dpcnn::newest_run_with_checkpoint(exp);
     if (dir.empty())
       throw dpcnn::InputError("--evaluate-only: no checkpoint of run '" + cfg.name + "' under " +
                               exp + " (train it first, or pass --resume PATH)");
@@ -111,7 +86,7 @@ RunChoice choose_run(const dpcnn::Config& cfg, const std::string& resume,
     if (ec) throw dpcnn::Error("cannot create run directory '" + run_dir + "': " + ec.message());
     c.existing = run_dir;
   } else if (resume == "auto") {
-    c.existing = newest_run_with_checkpoint(exp);
+    c.existing = dpcnn::newest_run_with_checkpoint(exp);
     if (c.existing.empty()) c.create = true;  // "no checkpoint ...: starting fresh"
   } else if (!resume.empty()) {
     c.existing = dpcnn::run_of(resume);  // continue the run the checkpoint belongs to

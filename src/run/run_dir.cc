@@ -5,9 +5,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <filesystem>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "core/error.h"
 
@@ -54,6 +57,35 @@ void point_latest(const std::string& experiment_dir, const std::string& version)
 std::string newest_run(const std::string& experiment_dir) {
   const long n = highest_version(experiment_dir);
   return n < 0 ? "" : experiment_dir + "/" + std::string(kPrefix) + std::to_string(n);
+}
+
+namespace {
+
+bool has_checkpoints(const std::string& run_dir) {
+  std::error_code ec;
+  for (fs::directory_iterator it(run_dir + "/checkpoints", ec), end; !ec && it != end;
+       it.increment(ec)) {
+    const std::string n = it->path().filename();
+    if (n.rfind("ckpt-", 0) == 0 && n.size() > 8 && n.compare(n.size() - 3, 3, ".pb") == 0)
+      return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::string newest_run_with_checkpoint(const std::string& experiment_dir) {
+  std::vector<std::pair<long, std::string>> runs;
+  std::error_code ec;
+  for (fs::directory_iterator it(experiment_dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const long n = version_number(it->path().filename());
+    if (n >= 0 && it->is_directory(ec) && !it->is_symlink(ec))
+      runs.push_back({n, it->path().string()});
+  }
+  std::sort(runs.rbegin(), runs.rend());
+  for (const auto& run : runs)
+    if (has_checkpoints(run.second)) return run.second;
+  return has_checkpoints(experiment_dir) ? experiment_dir : "";
 }
 
 std::string create_run(const std::string& experiment_dir) {

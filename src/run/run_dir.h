@@ -21,6 +21,12 @@ namespace dpcnn {
 // highest N, or "" when there is none (or the directory does not exist).
 std::string newest_run(const std::string& experiment_dir);
 
+// version_<N> runs of `experiment_dir` from the highest N down, then the
+// layout before versions (the experiment directory itself): the first whose
+// checkpoints/ holds a ckpt-*.pb file; "" when none does. What --resume auto
+// and --evaluate-only continue or read, in the worker and the launcher alike.
+std::string newest_run_with_checkpoint(const std::string& experiment_dir);
+
 // Creates the next version_<N> (one more than the highest, never reusing a
 // number even when two processes create at once: mkdir is the arbiter) and
 // points <experiment_dir>/latest at it. Returns its path.
