@@ -701,7 +701,7 @@ Config Parser::parse(const YAML::Node& root) const {
   top.read_u64("seed", cfg.seed);
   top.read_string("runs_dir", cfg.runs_dir);
 
-  const Section data = sub(*this, top, "data", {"dir", "broadcast"});
+  const Section data = sub(*this, top, "data", {"dir", "broadcast", "class_names"});
   data.read_string("dir", cfg.data.dir);
   data.read_bool("broadcast", cfg.data.broadcast);
 
@@ -761,6 +761,18 @@ Config Parser::parse(const YAML::Node& root) const {
       model.require("layers", "a list of layers ending in a dense layer with model.classes units");
   parse_layers(layers, {cfg.model.input[0], cfg.model.input[1], cfg.model.input[2]},
                cfg.model.classes, cfg.model.layers);
+  // After model.classes, which fixes how many names there must be.
+  if (const Entry* e = data.find("class_names")) {
+    const YAML::Node& n = e->value;
+    const std::string what =
+        "a list of model.classes (" + std::to_string(cfg.model.classes) + ") non-empty strings";
+    if (!n.IsSequence() || n.size() != static_cast<size_t>(cfg.model.classes))
+      data.fail_type(*e, what);
+    for (const YAML::Node& v : n) {
+      if (!v.IsScalar() || v.Scalar().empty()) data.fail_type(*e, what);
+      cfg.data.class_names.push_back(v.Scalar());
+    }
+  }
 
   const Section dist = sub(*this, top, "distributed", {"overlap", "bucket_kb", "threads_per_rank"});
   dist.read_bool("overlap", cfg.distributed.overlap);

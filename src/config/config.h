@@ -60,6 +60,9 @@ struct OptimizerConfig {
 struct DataConfig {
   std::string dir = "data/mnist";  // holds {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]
   bool broadcast = false;          // rank 0 reads and broadcasts (multi-host without shared fs)
+  // One name per class (model.classes of them), for dpcnn-predict's output and
+  // the exported model's metadata; empty: classes are named by their index.
+  std::vector<std::string> class_names;
 };
 
 struct TrainConfig {

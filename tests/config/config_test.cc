@@ -113,6 +113,9 @@ TEST(Config, FashionMnistLoads) {
   const Config m = load_config("configs/mnist.yaml");
   EXPECT_EQ(c.name, "fashion-mnist");
   EXPECT_EQ(c.data.dir, "data/fashion-mnist");
+  ASSERT_EQ(c.data.class_names.size(), 10u);
+  EXPECT_EQ(c.data.class_names[5], "Sandal");
+  EXPECT_EQ(c.data.class_names[9], "Ankle boot");
   EXPECT_EQ(c.optimizer.type, "rmsprop");
   EXPECT_EQ(c.train.batch_size, 64);
   EXPECT_EQ(c.train.epochs, 5);
@@ -121,6 +124,24 @@ TEST(Config, FashionMnistLoads) {
     EXPECT_EQ(c.model.layers[i].filters, m.model.layers[i].filters);
     EXPECT_EQ(c.model.layers[i].units, m.model.layers[i].units);
   }
+}
+
+TEST(Config, ClassNames) {
+  EXPECT_TRUE(parse_config(kBase, "x").data.class_names.empty());
+  const Config c =
+      parse_config(std::string(kBase) + "data: {class_names: [cat, dog, 'T-shirt/top']}\n", "x");
+  EXPECT_EQ(c.data.class_names, (std::vector<std::string>{"cat", "dog", "T-shirt/top"}));
+  // One name a class, each a non-empty string.
+  EXPECT_NE(parse_error(std::string(kBase) + "data: {class_names: [cat, dog]}\n")
+                .find("configs/x.yaml:17: 'data.class_names' must be a list of model.classes (3) "
+                      "non-empty strings"),
+            std::string::npos)
+      << parse_error(std::string(kBase) + "data: {class_names: [cat, dog]}\n");
+  EXPECT_NE(
+      parse_error(std::string(kBase) + "data: {class_names: [a, [b], c]}\n").find("class_names"),
+      std::string::npos);
+  EXPECT_NE(parse_error(std::string(kBase) + "data: {class_names: cat}\n").find("class_names"),
+            std::string::npos);
 }
 
 TEST(Config, DefaultsAndLines) {
