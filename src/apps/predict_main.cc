@@ -1,29 +1,28 @@
-// dpcnn-predict: classifies images (or evaluates an IDX set) with a trained
-// checkpoint, on one machine, without MPI. Rebuilds the network from the
-// config stored in the checkpoint, so only the checkpoint is needed. Maps every
-// bad input to one line on stderr and exit code 2 (1 for internal failures).
+// dpcnn-predict: classifies images (files and folders) or evaluates an IDX set
+// with a trained checkpoint, on one machine, without MPI. Rebuilds the network
+// from the config stored in the checkpoint, so only the checkpoint is needed.
+// Maps every bad input to one line on stderr and exit code 2 (1 for internal
+// failures). The work is in src/predict/ (files, parallel decoding, batches).
 #include <CLI/CLI.hpp>
 #include <algorithm>
-#include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <memory>
-#include <numeric>
 #include <string>
 #include <vector>
 
-#include "checkpoint/checkpoint.h"
-#include "checkpoint/model_io.h"
-#include "config/config.h"
+#include "checkpoint/saved_model.h"
 #include "core/error.h"
+#include "core/exit_codes.h"
+#include "core/version.h"
 #include "data/idx.h"
 #include "image/image.h"
-#include "model/model.h"
+#include "layers/dnnl_info.h"
+#include "predict/classify.h"
+#include "predict/inputs.h"
 
 namespace {
 
-constexpr int kExitBadInput = 2;
-constexpr int kBatch = 256;  // bounds memory on 10,000-image IDX sets
+using dpcnn::exit_code::kBadInput;
 
 struct Options {
   std::string checkpoint;
@@ -33,7 +32,8 @@ struct Options {
   std::string write_png;
   int count = 10;
   int top = 3;
-  bool json = false, show = false;
+  int batch = 64;
+  bool json = false, show = false, version = false;
 };
 
 std::string json_string(const std::string& s) {
@@ -53,99 +53,74 @@ std::string json_string(const std::string& s) {
   return out + "\"";
 }
 
-std::string json_probs(const float* log_probs, int classes) {
+std::string json_probs(const std::vector<double>& p) {
   std::string s = "[";
-  for (int k = 0; k < classes; ++k) {
+  for (size_t k = 0; k < p.size(); ++k) {
     char buf[32];
-    std::snprintf(buf, sizeof buf, "%s%.7g", k ? "," : "", std::exp(log_probs[k]));
+    std::snprintf(buf, sizeof buf, "%s%.7g", k ? "," : "", p[k]);
     s += buf;
   }
   return s + "]";
 }
 
-std::vector<int> ranked(const float* log_probs, int classes) {
-  std::vector<int> order(classes);
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(),
-                   [&](int a, int b) { return log_probs[a] > log_probs[b]; });
-  return order;
-}
-
-// The network and what it expects, rebuilt from a checkpoint alone.
-struct Loaded {
-  dpcnn::Config cfg;
-  std::unique_ptr<dpcnn::Model> model;
-  int channels = 0, height = 0, width = 0, classes = 0;
-};
-
-Loaded load(const std::string& what) {
-  const std::string path = dpcnn::resolve_checkpoint_path(what);
-  const dpcnn::CheckpointData c = dpcnn::read_checkpoint(path);
-  if (c.config_yaml.empty())
-    throw dpcnn::Error("checkpoint '" + path + "' holds no config; cannot rebuild its model");
-  Loaded l;
-  l.cfg = dpcnn::parse_config(c.config_yaml, "checkpoint '" + path + "' (its config)");
-  l.model = std::make_unique<dpcnn::Model>(l.cfg.model);
-  dpcnn::load_model(c, path, l.model.get(), nullptr);
-  l.channels = l.cfg.model.input[0];
-  l.height = l.cfg.model.input[1];
-  l.width = l.cfg.model.input[2];
-  l.classes = l.cfg.model.classes;
-  return l;
-}
-
-// Runs the model over n inputs in batches; returns n x classes log-probabilities.
-std::vector<float> infer(Loaded& l, const std::vector<float>& x, int n) {
-  const size_t in = static_cast<size_t>(l.channels) * l.height * l.width;
-  std::vector<float> out(static_cast<size_t>(n) * l.classes);
-  for (int b = 0; b < n; b += kBatch) {
-    const int m = std::min(kBatch, n - b);
-    const float* lp = l.model->log_probs(x.data() + b * in, m);
-    std::copy(lp, lp + static_cast<size_t>(m) * l.classes, out.begin() + b * l.classes);
+// "\"prediction\":5,\"class\":\"Sandal\",\"probability\":0.97,\"top\":[...]"
+std::string json_answer(const dpcnn::SavedModel& m, const std::vector<double>& p, int top) {
+  const auto order = dpcnn::ranked(p);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.7g", p[order[0]]);
+  std::string s = "\"prediction\":" + std::to_string(order[0]) +
+                  ",\"class\":" + json_string(m.class_names[order[0]]) + ",\"probability\":" + buf +
+                  ",\"top\":[";
+  for (int k = 0; k < std::min<int>(top, static_cast<int>(p.size())); ++k) {
+    std::snprintf(buf, sizeof buf, "%.7g", p[order[k]]);
+    s += std::string(k ? "," : "") + "{\"index\":" + std::to_string(order[k]) +
+         ",\"class\":" + json_string(m.class_names[order[k]]) + ",\"p\":" + buf + "}";
   }
-  return out;
+  return s + "]";
 }
 
-int predict_images(const Options& o, Loaded& l) {
-  if (l.channels != 1)
-    throw dpcnn::Error("the model takes " + std::to_string(l.channels) +
-                       "-channel input; dpcnn-predict reads images as grayscale (1 channel)");
+// "Sandal (p=0.970)  top3: Sandal 0.970, Sneaker 0.020, Ankle boot 0.010"
+std::string text_answer(const dpcnn::SavedModel& m, const std::vector<double>& p, int top) {
+  const auto order = dpcnn::ranked(p);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, " (p=%.3f)", p[order[0]]);
+  std::string s = m.class_names[order[0]] + buf;
+  const int k_max = std::min<int>(top, static_cast<int>(p.size()));
+  if (k_max > 1) {
+    s += "  top" + std::to_string(k_max) + ":";
+    for (int k = 0; k < k_max; ++k) {
+      std::snprintf(buf, sizeof buf, " %.3f", p[order[k]]);
+      s += std::string(k ? ", " : " ") + m.class_names[order[k]] + buf;
+    }
+  }
+  return s;
+}
+
+int predict_images(const Options& o, dpcnn::SavedModel& m) {
+  const dpcnn::InputFiles in = dpcnn::collect_inputs(o.images);
+  if (in.skipped)
+    std::fprintf(stderr, "dpcnn-predict: skipped %d non-image file(s) in the folders given\n",
+                 in.skipped);
+  if (in.files.empty()) throw dpcnn::InputError("no image files found in the folders given");
   const auto mode =
       o.preprocess == "resize" ? dpcnn::Preprocess::kResize : dpcnn::Preprocess::kMnist;
-  const size_t in = static_cast<size_t>(l.height) * l.width;
-  std::vector<float> x;
-  std::vector<std::string> names;
   int failed = 0;
   // A bad file costs its own line, not the whole batch.
-  for (const std::string& f : o.images) {
-    try {
-      const auto v = dpcnn::preprocess_digit(dpcnn::load_image(f), mode, l.height, l.width);
-      x.insert(x.end(), v.begin(), v.end());
-      names.push_back(f);
-    } catch (const dpcnn::Error& e) {
-      std::fprintf(stderr, "dpcnn-predict: %s\n", e.what());
+  dpcnn::classify_files(m, in.files, mode, o.batch, [&](const dpcnn::Classified& c) {
+    if (!c.error.empty()) {
+      std::fflush(stdout);
+      std::fprintf(stderr, "dpcnn-predict: %s\n", c.error.c_str());
       ++failed;
+      return;
     }
-  }
-  const int n = static_cast<int>(names.size());
-  const std::vector<float> lp = n ? infer(l, x, n) : std::vector<float>{};
-  for (int i = 0; i < n; ++i) {
-    const float* p = lp.data() + static_cast<size_t>(i) * l.classes;
-    const auto order = ranked(p, l.classes);
-    if (o.json) {
-      std::printf("{\"file\":%s,\"prediction\":%d,\"probability\":%.7g,\"probabilities\":%s}\n",
-                  json_string(names[i]).c_str(), order[0], std::exp(p[order[0]]),
-                  json_probs(p, l.classes).c_str());
-    } else {
-      std::printf("%s: %d (p=%.3f)  top%d:", names[i].c_str(), order[0], std::exp(p[order[0]]),
-                  std::min(o.top, l.classes));
-      for (int k = 0; k < std::min(o.top, l.classes); ++k)
-        std::printf("%s %d %.3f", k ? "," : "", order[k], std::exp(p[order[k]]));
-      std::printf("\n");
-    }
-    if (o.show) std::fputs(dpcnn::ascii_art(x.data() + i * in, l.height, l.width).c_str(), stdout);
-  }
-  return failed ? kExitBadInput : 0;
+    if (o.json)
+      std::printf("{\"file\":%s,%s,\"probabilities\":%s}\n", json_string(*c.file).c_str(),
+                  json_answer(m, c.p, o.top).c_str(), json_probs(c.p).c_str());
+    else
+      std::printf("%s: %s\n", c.file->c_str(), text_answer(m, c.p, o.top).c_str());
+    if (o.show) std::fputs(dpcnn::ascii_art(c.input, m.height, m.width).c_str(), stdout);
+  });
+  return failed ? kBadInput : 0;
 }
 
 struct IdxSet {
@@ -158,11 +133,11 @@ IdxSet read_idx_set(const std::vector<std::string>& paths) {
   s.images = dpcnn::read_idx(paths[0]);
   s.labels = dpcnn::read_idx(paths[1]);
   if (s.images.dims.size() != 3)
-    throw dpcnn::Error("'" + paths[0] + "': expected images (N x H x W), found " +
-                       std::to_string(s.images.dims.size()) + " dimensions");
+    throw dpcnn::InputError("'" + paths[0] + "': expected images (N x H x W), found " +
+                            std::to_string(s.images.dims.size()) + " dimensions");
   if (s.labels.dims.size() != 1 || s.labels.dims[0] != s.images.dims[0])
-    throw dpcnn::Error("'" + paths[1] + "': expected " + std::to_string(s.images.dims[0]) +
-                       " labels to match '" + paths[0] + "'");
+    throw dpcnn::InputError("'" + paths[1] + "': expected " + std::to_string(s.images.dims[0]) +
+                            " labels to match '" + paths[0] + "'");
   s.n = static_cast<int>(s.images.dims[0]);
   s.height = static_cast<int>(s.images.dims[1]);
   s.width = static_cast<int>(s.images.dims[2]);
@@ -185,74 +160,86 @@ int write_pngs(const Options& o) {
   return 0;
 }
 
-int evaluate_idx(const Options& o, Loaded& l) {
-  const IdxSet s = read_idx_set(o.idx);
-  if (l.channels != 1 || s.height != l.height || s.width != l.width)
-    throw dpcnn::Error("'" + o.idx[0] + "' holds " + std::to_string(s.height) + "x" +
-                       std::to_string(s.width) + " images; the model takes " +
-                       std::to_string(l.channels) + "x" + std::to_string(l.height) + "x" +
-                       std::to_string(l.width));
-  for (int i = 0; i < s.n; ++i)
-    if (s.labels.data[i] >= l.classes)
-      throw dpcnn::Error("'" + o.idx[1] + "': label " + std::to_string(s.labels.data[i]) +
-                         " of sample " + std::to_string(i) + " is not below the model's " +
-                         std::to_string(l.classes) + " classes");
-  // As the trainer feeds them: pixel / 255, no other preprocessing.
-  std::vector<float> x(s.images.data.size());
-  for (size_t i = 0; i < x.size(); ++i) x[i] = s.images.data[i] / 255.0f;
-  const std::vector<float> lp = infer(l, x, s.n);
-  std::vector<std::vector<int64_t>> confusion(l.classes, std::vector<int64_t>(l.classes, 0));
-  int64_t correct = 0;
-  for (int i = 0; i < s.n; ++i) {
-    const float* p = lp.data() + static_cast<size_t>(i) * l.classes;
-    const int pred = ranked(p, l.classes)[0];
-    const int y = s.labels.data[i];
-    ++confusion[y][pred];
-    correct += pred == y;
-    if (o.json)
-      std::printf(
-          "{\"index\":%d,\"label\":%d,\"prediction\":%d,\"probability\":%.7g,"
-          "\"probabilities\":%s}\n",
-          i, y, pred, std::exp(p[pred]), json_probs(p, l.classes).c_str());
-  }
-  const double acc = s.n ? static_cast<double>(correct) / s.n : 0.0;
-  if (o.json) {
-    std::printf("{\"count\":%d,\"correct\":%lld,\"accuracy\":%.6f,\"confusion\":[", s.n,
-                static_cast<long long>(correct), acc);
-    for (int r = 0; r < l.classes; ++r) {
+void print_confusion(const std::vector<std::vector<int64_t>>& confusion, bool json) {
+  const size_t k = confusion.size();
+  if (json) {
+    std::printf(",\"confusion\":[");
+    for (size_t r = 0; r < k; ++r) {
       std::printf("%s[", r ? "," : "");
-      for (int c = 0; c < l.classes; ++c)
+      for (size_t c = 0; c < k; ++c)
         std::printf("%s%lld", c ? "," : "", static_cast<long long>(confusion[r][c]));
       std::printf("]");
     }
     std::printf("]}\n");
-    return 0;
+    return;
   }
-  std::printf("accuracy %.4f (%lld/%d)\n", acc, static_cast<long long>(correct), s.n);
   std::printf("confusion matrix (rows: true label, columns: predicted)\n     ");
-  for (int c = 0; c < l.classes; ++c) std::printf("%6d", c);
+  for (size_t c = 0; c < k; ++c) std::printf("%6zu", c);
   std::printf("\n");
-  for (int r = 0; r < l.classes; ++r) {
-    std::printf("%5d", r);
-    for (int c = 0; c < l.classes; ++c)
-      std::printf("%6lld", static_cast<long long>(confusion[r][c]));
+  for (size_t r = 0; r < k; ++r) {
+    std::printf("%5zu", r);
+    for (size_t c = 0; c < k; ++c) std::printf("%6lld", static_cast<long long>(confusion[r][c]));
     std::printf("\n");
   }
+}
+
+int evaluate_idx(const Options& o, dpcnn::SavedModel& m) {
+  const IdxSet s = read_idx_set(o.idx);
+  if (m.channels != 1 || s.height != m.height || s.width != m.width)
+    throw dpcnn::InputError("'" + o.idx[0] + "' holds " + std::to_string(s.height) + "x" +
+                            std::to_string(s.width) + " images; the model takes " +
+                            std::to_string(m.channels) + "x" + std::to_string(m.height) + "x" +
+                            std::to_string(m.width));
+  for (int i = 0; i < s.n; ++i)
+    if (s.labels.data[i] >= m.classes)
+      throw dpcnn::InputError("'" + o.idx[1] + "': label " + std::to_string(s.labels.data[i]) +
+                              " of sample " + std::to_string(i) + " is not below the model's " +
+                              std::to_string(m.classes) + " classes");
+  // As the trainer feeds them: pixel / 255, no other preprocessing.
+  std::vector<float> x(s.images.data.size());
+  for (size_t i = 0; i < x.size(); ++i) x[i] = s.images.data[i] / 255.0f;
+  const std::vector<double> p = dpcnn::classify_tensors(m, x.data(), s.n, o.batch);
+  std::vector<std::vector<int64_t>> confusion(m.classes, std::vector<int64_t>(m.classes, 0));
+  int64_t correct = 0;
+  for (int i = 0; i < s.n; ++i) {
+    const std::vector<double> pi(p.begin() + static_cast<size_t>(i) * m.classes,
+                                 p.begin() + static_cast<size_t>(i + 1) * m.classes);
+    const int pred = dpcnn::ranked(pi)[0];
+    const int y = s.labels.data[i];
+    ++confusion[y][pred];
+    correct += pred == y;
+    if (o.json)
+      std::printf("{\"index\":%d,\"label\":%d,%s,\"probabilities\":%s}\n", i, y,
+                  json_answer(m, pi, o.top).c_str(), json_probs(pi).c_str());
+  }
+  const double acc = s.n ? static_cast<double>(correct) / s.n : 0.0;
+  if (o.json)
+    std::printf("{\"count\":%d,\"correct\":%lld,\"accuracy\":%.6f", s.n,
+                static_cast<long long>(correct), acc);
+  else
+    std::printf("accuracy %.4f (%lld/%d)\n", acc, static_cast<long long>(correct), s.n);
+  print_confusion(confusion, o.json);
   return 0;
 }
 
 int run(const Options& o) {
   if (!o.write_png.empty()) {
-    if (o.idx.empty()) throw dpcnn::Error("--write-png needs --idx IMAGES LABELS");
+    if (o.idx.empty()) throw dpcnn::InputError("--write-png needs --idx IMAGES LABELS");
     return write_pngs(o);
   }
-  if (o.checkpoint.empty()) throw dpcnn::Error("--checkpoint is required");
   if (o.images.empty() && o.idx.empty())
-    throw dpcnn::Error("nothing to predict: give IMAGE files or --idx IMAGES LABELS");
-  Loaded l = load(o.checkpoint);
+    throw dpcnn::InputError(
+        "nothing to predict: give IMAGE files or folders, or --idx IMAGES LABELS");
+  std::string what = o.checkpoint;
+  if (what.empty()) {
+    std::string why;
+    what = dpcnn::default_checkpoint("runs", &why);
+    std::fprintf(stderr, "dpcnn-predict: %s\n", why.c_str());
+  }
+  dpcnn::SavedModel m = dpcnn::open_saved_model(what);
   int rc = 0;
-  if (!o.images.empty()) rc = predict_images(o, l);
-  if (!o.idx.empty()) rc = std::max(rc, evaluate_idx(o, l));
+  if (!o.images.empty()) rc = predict_images(o, m);
+  if (!o.idx.empty()) rc = std::max(rc, evaluate_idx(o, m));
   return rc;
 }
 
@@ -260,45 +247,58 @@ int run(const Options& o) {
 
 int main(int argc, char** argv) {
   CLI::App app{
-      "dpcnn-predict: classify digit images with a dpcnn checkpoint\n"
-      "  dpcnn-predict --checkpoint runs/mnist/checkpoints/latest digit.png ...\n"
+      "dpcnn-predict: classify images with a dpcnn checkpoint\n"
+      "  dpcnn-predict --checkpoint runs/mnist digit.png photos/ ...\n"
       "  dpcnn-predict --checkpoint runs/mnist --idx t10k-images-idx3-ubyte "
       "t10k-labels-idx1-ubyte"};
   Options o;
   app.add_option("--checkpoint", o.checkpoint,
-                 "checkpoint file, a `latest` pointer, or a checkpoints (or run) directory");
-  app.add_option("images", o.images, "images to classify (PNG, JPEG, BMP, GIF, PGM/PPM)");
+                 "checkpoint file, `latest` pointer, checkpoints, run or experiment directory "
+                 "(default: the newest run under ./runs)");
+  app.add_option("images", o.images,
+                 "image files (PNG, JPEG, BMP, GIF, PGM/PPM) and folders (searched recursively)");
   app.add_option("--idx", o.idx, "evaluate an IDX set: IMAGES LABELS (accuracy, confusion)")
       ->expected(2);
   app.add_option("--preprocess", o.preprocess,
                  "mnist: invert, crop, fit 20x20, centre by mass (default); resize: plain resize")
       ->check(CLI::IsMember({"mnist", "resize"}));
-  app.add_flag("--json", o.json,
-               "one JSON object per image (or IDX sample) with all probabilities");
+  app.add_flag(
+      "--json", o.json,
+      "one JSON object per image (or IDX sample): index and class name, all probabilities");
   app.add_flag("--show", o.show, "draw each preprocessed input as ASCII art");
   app.add_option("--top", o.top, "how many classes to list per image (default 3)")
       ->check(CLI::Range(1, 1000));
+  app.add_option("--batch", o.batch, "images per pass through the network (default 64)")
+      ->check(CLI::Range(1, 65536));
   app.add_option("--write-png", o.write_png,
                  "with --idx: write the first --count images as DIR/<index>-label-<label>.png");
   app.add_option("--count", o.count, "images for --write-png (default 10)")
       ->check(CLI::Range(1, 1000000));
+  app.add_flag("--version", o.version, "print versions (dpcnn, commit, oneDNN and its CPU ISA)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     std::fprintf(stderr, "dpcnn-predict: %s (see --help)\n", e.what());
-    return kExitBadInput;
+    return kBadInput;
+  }
+  if (o.version) {
+    std::fputs(dpcnn::version_report("dpcnn-predict", {dpcnn::onednn_version_line()}).c_str(),
+               stdout);
+    return 0;
   }
   try {
     return run(o);
   } catch (const dpcnn::Error& e) {
     std::fflush(stdout);
     std::fprintf(stderr, "dpcnn-predict: %s\n", e.what());
-    return kExitBadInput;
+    // Everything predict reads is input; a failure to write (--write-png) is not.
+    return e.exit_code() == dpcnn::exit_code::kFailure && o.write_png.empty() ? kBadInput
+                                                                              : e.exit_code();
   } catch (const std::exception& e) {
     std::fflush(stdout);
     std::fprintf(stderr, "dpcnn-predict: internal error: %s\n", e.what());
-    return 1;
+    return dpcnn::exit_code::kFailure;
   }
 }
