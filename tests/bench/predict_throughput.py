@@ -1,0 +1,171 @@
+#!/usr/bin/python3
+"""dpcnn-predict throughput beside PyTorch 1.13 inference of the same model.
+
+Writes 10,000 digits (MNIST's train and test IDX files of --data, first 10,000)
+as PNG files into one folder and as one IDX pair, then, interleaved over
+--rounds rounds (medians reported):
+
+  dpcnn folder   dpcnn-predict --top 1 FOLDER      (process start, checkpoint,
+                 decoding with MNIST preprocessing, network, output; all of it)
+  dpcnn idx      dpcnn-predict --idx IMAGES LABELS (IDX read, network, output)
+  torch folder   cv2.imread + /255 per file, then the model in batches of 64
+  torch idx      the same uint8 array /255, the model in batches of 64
+
+PyTorch runs the model dpcnn-export wrote (its initializers loaded into
+torch.nn modules, so both run the same weights), on --threads threads
+(torch.set_num_threads), under torch.inference_mode(). dpcnn uses all cores
+(OpenMP). Prints a Markdown table and `RESULT {...}`.
+
+  /usr/bin/python3 tests/bench/predict_throughput.py --checkpoint runs/mnist --data data/mnist
+"""
+
+import argparse
+import gzip
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import cv2
+import numpy as np
+import onnx
+import onnx.numpy_helper
+import torch
+import torch.nn as nn
+
+
+def read_idx(path):
+    if not os.path.exists(path) and os.path.exists(path + ".gz"):
+        path += ".gz"
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def write_idx(path, a):
+    with open(path, "wb") as f:
+        f.write(bytes([0, 0, 8, a.ndim]))
+        for d in a.shape:
+            f.write(int(d).to_bytes(4, "big"))
+        f.write(a.astype(np.uint8).tobytes())
+
+
+def torch_model(onnx_path):
+    """The exported graph as torch modules (the seed model's op types)."""
+    m = onnx.load(onnx_path)
+    init = {t.name: torch.from_numpy(onnx.numpy_helper.to_array(t).copy()) for t in m.graph.initializer}
+    layers = []
+    for n in m.graph.node:
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+        if n.op_type == "Conv":
+            w, b = init[n.input[1]], init[n.input[2]]
+            pads = attrs.get("pads", [0, 0, 0, 0])
+            if pads[0] != pads[2] or pads[1] != pads[3]:
+                raise SystemExit("asymmetric padding: not in this peer")
+            c = nn.Conv2d(w.shape[1], w.shape[0], tuple(w.shape[2:]), stride=tuple(attrs["strides"]),
+                          padding=(pads[0], pads[1]))
+            c.weight.data, c.bias.data = w, b
+            layers.append(c)
+        elif n.op_type == "MaxPool":
+            layers.append(nn.MaxPool2d(tuple(attrs["kernel_shape"]), tuple(attrs["strides"])))
+        elif n.op_type == "Relu":
+            layers.append(nn.ReLU())
+        elif n.op_type == "Flatten":
+            layers.append(nn.Flatten())
+        elif n.op_type == "Gemm":
+            w, b = init[n.input[1]], init[n.input[2]]
+            d = nn.Linear(w.shape[1], w.shape[0])
+            d.weight.data, d.bias.data = w, b
+            layers.append(d)
+        elif n.op_type == "Softmax":
+            layers.append(nn.Softmax(dim=1))
+        else:
+            raise SystemExit(f"op {n.op_type}: not in this peer")
+    return nn.Sequential(*layers).eval()
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--checkpoint", default="runs/mnist")
+    ap.add_argument("--data", default="data/mnist")
+    ap.add_argument("--bin", default="build/bin")
+    ap.add_argument("--count", type=int, default=10000)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--work", default="", help="folder for the PNGs (default: a temp dir)")
+    args = ap.parse_args()
+
+    work = args.work or tempfile.mkdtemp(prefix="dpcnn-throughput-")
+    imgs = np.concatenate([read_idx(os.path.join(args.data, "train-images-idx3-ubyte")),
+                           read_idx(os.path.join(args.data, "t10k-images-idx3-ubyte"))])[:args.count]
+    labels = np.concatenate([read_idx(os.path.join(args.data, "train-labels-idx1-ubyte")),
+                             read_idx(os.path.join(args.data, "t10k-labels-idx1-ubyte"))])[:args.count]
+    n = len(imgs)
+    folder = os.path.join(work, "png")
+    os.makedirs(folder, exist_ok=True)
+    files = [os.path.join(folder, f"{i:05d}.png") for i in range(n)]
+    for f, im in zip(files, imgs):
+        if not os.path.exists(f):
+            cv2.imwrite(f, im)
+    idx_images, idx_labels = os.path.join(work, "images-idx3-ubyte"), os.path.join(work, "labels-idx1-ubyte")
+    write_idx(idx_images, imgs)
+    write_idx(idx_labels, labels)
+    onnx_path = os.path.join(work, "model.onnx")
+    subprocess.run([os.path.join(args.bin, "dpcnn-export"), "--checkpoint", args.checkpoint, "-o", onnx_path],
+                   check=True, capture_output=True)
+
+    torch.set_num_threads(args.threads)
+    model = torch_model(onnx_path)
+
+    def torch_run(x_u8):
+        with torch.inference_mode():
+            for b in range(0, n, 64):
+                x = torch.from_numpy(x_u8[b:b + 64].astype(np.float32) / 255.0).unsqueeze(1)
+                model(x).argmax(1)
+
+    def torch_folder():
+        x = np.stack([cv2.imread(f, cv2.IMREAD_GRAYSCALE) for f in sorted(files)])
+        torch_run(x)
+
+    def dpcnn(*extra):
+        subprocess.run([os.path.join(args.bin, "dpcnn-predict"), "--checkpoint", args.checkpoint, *extra],
+                       check=True, stdout=subprocess.DEVNULL)
+
+    cases = {
+        "dpcnn-predict folder of PNGs": lambda: dpcnn("--top", "1", folder),
+        "dpcnn-predict --idx": lambda: dpcnn("--idx", idx_images, idx_labels),
+        f"PyTorch 1.13, {args.threads} threads, PNGs (cv2.imread)": torch_folder,
+        f"PyTorch 1.13, {args.threads} threads, in-memory array": lambda: torch_run(imgs),
+    }
+    torch_run(imgs)  # warm-up: first-call allocations
+    times = {k: [] for k in cases}
+    for _ in range(args.rounds):
+        for k, fn in cases.items():
+            times[k].append(timed(fn))
+    rates = {k: n / statistics.median(v) for k, v in times.items()}
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    print(f"{n} images, {os.cpu_count()} cores ({cpu}), load average {os.getloadavg()[0]:.1f}, "
+          f"median of {args.rounds} interleaved rounds\n")
+    print("| what | images/s | seconds (median) |\n|---|---:|---:|")
+    for k in cases:
+        print(f"| {k} | {rates[k]:,.0f} | {statistics.median(times[k]):.3f} |")
+    keys = list(cases)
+    print(f"\nfolder: dpcnn / PyTorch = {rates[keys[0]] / rates[keys[2]]:.2f}x; "
+          f"in memory: dpcnn / PyTorch = {rates[keys[1]] / rates[keys[3]]:.2f}x")
+    print("RESULT " + json.dumps({"images": n, "cpu": cpu, "rates": rates, "times": times}))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
