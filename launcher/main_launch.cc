@@ -20,6 +20,7 @@
 #include "config/config.h"
 #include "core/error.h"
 #include "core/exit_codes.h"
+#include "core/version.h"
 #include "launcher/checkpoint_check.h"
 #include "launcher/cli.h"
 #include "launcher/console.h"
@@ -29,6 +30,7 @@
 #include "launcher/status_server.h"
 #include "launcher/status_service.h"
 #include "launcher/supervisor.h"
+#include "report/rpc_versions.h"
 #include "run/run_dir.h"
 
 namespace {
@@ -96,6 +98,15 @@ int main(int argc, char** argv) {
       "allow a non-loopback status.listen without TLS (the token still guards control calls)");
   app.add_option("--train-bin", train_bin,
                  "the worker binary (default: dpcnn-train next to this one)");
+  app.set_version_flag(
+      "--version",
+      [] {
+        // The launcher links no oneDNN: its own libraries only.
+        std::string v = dpcnn::version_report("dpcnn-launch", dpcnn::rpc_version_lines());
+        v.pop_back();  // CLI11 ends the line itself
+        return v;
+      },
+      "print versions (dpcnn, commit, gRPC, Protobuf)");
   if (const int code = dpcnn::launcher::parse_command_line(app, argc, argv, "dpcnn-launch");
       code >= 0)
     return code;

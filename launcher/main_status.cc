@@ -15,12 +15,14 @@
 #include <thread>
 
 #include "core/exit_codes.h"
+#include "core/version.h"
 #include "dpcnn/v1/status.grpc.pb.h"
 #include "launcher/cli.h"
 #include "launcher/files.h"
 #include "launcher/grpc_log.h"
 #include "launcher/run_paths.h"
 #include "launcher/status_text.h"
+#include "report/rpc_versions.h"
 
 namespace {
 
@@ -129,6 +131,15 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 1e6));
   app.add_option("--tls-ca", tls_ca,
                  "PEM certificate to trust for a TLS launcher (default: the run's status.ca)");
+  app.set_version_flag(
+      "--version",
+      [] {
+        // The launcher links no oneDNN: its own libraries only.
+        std::string v = dpcnn::version_report("dpcnn-status", dpcnn::rpc_version_lines());
+        v.pop_back();  // CLI11 ends the line itself
+        return v;
+      },
+      "print versions (dpcnn, commit, gRPC, Protobuf)");
   if (const int code = dpcnn::launcher::parse_command_line(app, argc, argv, "dpcnn-status");
       code >= 0)
     return code;

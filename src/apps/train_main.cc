@@ -20,8 +20,11 @@
 #include "comm/mpi_communicator.h"
 #include "config/config.h"
 #include "core/error.h"
+#include "core/version.h"
 #include "data/dataset.h"
+#include "layers/dnnl_info.h"
 #include "report/reporter.h"
+#include "report/rpc_versions.h"
 #include "run/run_dir.h"
 #include "train/load_data.h"
 #include "train/memory_estimate.h"
@@ -134,6 +137,17 @@ int main(int argc, char** argv) {
   app.add_option("--run-dir", run_dir,
                  "write into this run directory (dpcnn-launch passes it; by default a new "
                  "<runs_dir>/<name>/version_N, or the resumed run's own)");
+  app.set_version_flag(
+      "--version",
+      [] {
+        std::vector<dpcnn::VersionLine> libs = {dpcnn::onednn_version_line(),
+                                                {"MPI", dpcnn::MpiContext::library_version()}};
+        for (const auto& l : dpcnn::rpc_version_lines()) libs.push_back(l);
+        std::string v = dpcnn::version_report("dpcnn-train", libs);
+        v.pop_back();  // CLI11 ends the line itself
+        return v;
+      },
+      "print versions (dpcnn, commit, oneDNN and its CPU ISA, MPI, gRPC, Protobuf)");
   const std::string command = command_line(argc, argv);
   try {
     app.parse(argc, argv);

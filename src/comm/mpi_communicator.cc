@@ -217,6 +217,15 @@ MpiContext::~MpiContext() {
   if (!finalized) MPI_Finalize();
 }
 
+std::string MpiContext::library_version() {
+  char buf[MPI_MAX_LIBRARY_VERSION_STRING];
+  int len = 0;
+  if (MPI_Get_library_version(buf, &len) != MPI_SUCCESS) return "unknown";
+  std::string v(buf, static_cast<size_t>(len));
+  // The first clause ("Open MPI v4.1.4"); the rest is packaging and dates.
+  return v.substr(0, std::min(v.find(','), v.find('\n')));
+}
+
 bool MpiContext::launched_by_mpirun() {
   // Open MPI's mpirun, then PMIx (Open MPI under Slurm), then MPICH/Hydra and
   // Slurm's PMI-1/2.

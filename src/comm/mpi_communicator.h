@@ -8,6 +8,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "comm/communicator.h"
 
@@ -27,6 +28,10 @@ class MpiContext {
   // set its environment). Lets a main choose between MPI and one-rank mode
   // without initialising MPI; needs no MpiContext.
   static bool launched_by_mpirun();
+
+  // The MPI library's own description for --version (MPI_Get_library_version,
+  // which needs no MPI_Init), e.g. "Open MPI v4.1.4".
+  static std::string library_version();
 };
 
 // A Communicator on MPI_COMM_WORLD. Needs a live MpiContext; throws
