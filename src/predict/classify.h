@@ -1,9 +1,10 @@
-// Batched classification for dpcnn-predict: decodes and preprocesses a batch
-// of image files on all cores (OpenMP), runs the batch through the network in
-// one call, and turns the network's float log-probabilities into probabilities
-// computed in double, so they sum to 1 and none exceeds 1 (exp of a float
-// log-probability can reach 1.000001). Not thread-safe: one caller, which owns
-// the SavedModel while classifying; the parallelism is inside.
+// Batched classification for dpcnn-predict: whole batches per OpenMP thread,
+// each thread decoding and preprocessing its batch of image files and running
+// it through its own single-threaded copy of the network (no per-layer
+// barriers between threads), and the network's float log-probabilities turned
+// into probabilities computed in double, so they sum to 1 and none exceeds 1
+// (exp of a float log-probability can reach 1.000001). Not thread-safe: one
+// caller, which owns the SavedModel while classifying; the parallelism is inside.
 #pragma once
 
 #include <functional>
