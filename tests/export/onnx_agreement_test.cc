@@ -6,6 +6,7 @@
 // with the reason, when Debian's python3-onnx or python3-opencv is missing.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -83,6 +84,34 @@ TEST_F(OnnxAgreement, EveryLayerTypeMatchesDpcnnPredictInOpenCV) {
   const std::string cfg = (dir_ / "every-layer.yaml").string();
   std::ofstream(cfg) << kEveryLayer;
   check(cfg, "", "zero,one,two,three,four,five,six,seven,eight,nine");
+}
+
+// Bad input to dpcnn-export: one line naming what is wrong, exit 2, no file.
+TEST(ExportCli, BadInputIsOneLineAndExitCode2) {
+  const fs::path dir =
+      fs::temp_directory_path() / ("dpcnn-export-cli-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "junk.pb") << "not a checkpoint";
+  const std::string bin = std::string(DPCNN_BIN_DIR) + "/dpcnn-export";
+  const std::string out = (dir / "x.onnx").string();
+  const struct {
+    std::string args, expect;
+  } cases[] = {
+      {"--checkpoint " + (dir / "missing").string() + " -o " + out, "missing': no such file"},
+      {"--checkpoint " + (dir / "junk.pb").string() + " -o " + out, "not a dpcnn checkpoint"},
+      {"--checkpoint " + (dir / "junk.pb").string(), "-o/--output FILE is required"},
+      // No --checkpoint and no runs/ where it runs.
+      {"-o " + out, "no --checkpoint given and no checkpoint under 'runs'"},
+  };
+  for (const auto& c : cases) {
+    const auto r = sh("cd " + dir.string() + " && " + bin + " " + c.args);
+    EXPECT_EQ(r.status, 2) << c.args << "\n" << r.output;
+    EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+    EXPECT_EQ(r.output.rfind("dpcnn-export: ", 0), 0u) << r.output;
+    EXPECT_NE(r.output.find(c.expect), std::string::npos) << c.args << "\n" << r.output;
+    EXPECT_FALSE(fs::exists(out)) << c.args;
+  }
+  fs::remove_all(dir);
 }
 
 }  // namespace
