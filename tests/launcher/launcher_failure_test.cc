@@ -143,6 +143,22 @@ TEST_F(LaunchFailure, SigtermStopsCleanlyWithAFinalCheckpoint) {
   EXPECT_TRUE(workers(tmp.string()).empty());
 }
 
+// Stop asked of a job whose workers hang (frozen, they cannot act on it):
+// the launcher still ends the job, by its stall timeout, and does not
+// restart it, since a stop was asked; exit 0, nothing left running.
+TEST_F(LaunchFailure, StopOfAHungJobEndsItWithoutRestart) {
+  start("--set train.epochs=50 --set launcher.stall_timeout_s=3");
+  connect();
+  wait_for([](const pb::JobStatus& s) { return s.step() > 5; });
+  signal_workers(SIGSTOP);
+  EXPECT_EQ(testing::sh(status_bin() + " --stop --run " + run_dir.string()).status, 0);
+  EXPECT_EQ(wait_exit(60s), kExitFinished) << log();
+  const std::string l = log();
+  EXPECT_NE(l.find("stopped (no progress for 3 s)"), std::string::npos) << l;
+  EXPECT_EQ(l.find("attempt 2"), std::string::npos) << l;
+  EXPECT_TRUE(workers(tmp.string()).empty());
+}
+
 // kill -9 of dpcnn-launch: it cannot clean up, yet no worker may keep
 // training on its own. mpirun dies with it (PR_SET_PDEATHSIG) and takes its
 // ranks along; bounded by 20 s, which is far more than it takes.

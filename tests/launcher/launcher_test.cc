@@ -297,6 +297,20 @@ TEST_F(Launch, SigintStopsCleanly) {
   EXPECT_TRUE(workers(tmp.string()).empty());
 }
 
+// On a terminal the launcher keeps one live status line under the workers'
+// output (redrawn in place); in a log (every other test) it prints none.
+TEST_F(Launch, TerminalShowsALiveStatusLine) {
+  start("--set train.epochs=3", "", /*on_terminal=*/true);
+  EXPECT_EQ(wait_exit(), 0) << log();
+  const std::string l = log();
+  EXPECT_TRUE(std::regex_search(
+      l, std::regex(R"(\r\x1b\[Klauncher: RUNNING epoch [1-3]/3 step [0-9]+/384 loss [0-9.]+ )"
+                    R"(acc [0-9.]+ [0-9]+ img/s ETA [0-9]+s restarts 0)")))
+      << l;
+  EXPECT_NE(l.find("Epoch 3/3"), std::string::npos) << l;
+  EXPECT_NE(l.find("launcher: finished"), std::string::npos) << l;
+}
+
 // A second Ctrl-C does not wait for the checkpoint: the group dies at once.
 TEST_F(Launch, SecondSigintKillsAtOnce) {
   start("--set train.epochs=50");
