@@ -237,6 +237,16 @@ TEST_F(PredictTest, BadInputsGiveOneLineAndExitCode2) {
   save_model(other, nullptr, "", &c);
   c.config_yaml = cfg.yaml;
   write_checkpoint(dir_ + "/other.pb", c);
+  c.config_yaml.clear();  // weights without the config that says what they are
+  write_checkpoint(dir_ + "/no-config.pb", c);
+
+  // IDX sets that do not fit the model: 8x8 images, a label past the classes,
+  // fewer labels than images.
+  write_idx(dir_ + "/small-images", IdxArray{{2, 8, 8}, std::vector<uint8_t>(128)});
+  write_idx(dir_ + "/two-labels", IdxArray{{2}, {1, 2}});
+  write_idx(dir_ + "/one-image", IdxArray{{1, 28, 28}, std::vector<uint8_t>(784)});
+  write_idx(dir_ + "/label-12", IdxArray{{1}, {12}});
+  const std::string idx = ckpt + "--idx " + dir_;
 
   const struct {
     std::string args, expect;
@@ -254,6 +264,14 @@ TEST_F(PredictTest, BadInputsGiveOneLineAndExitCode2) {
       {ckpt + "--preprocess sideways " + dir_ + "/digit0.png", "--preprocess"},
       {ckpt + "--idx " + dir_ + "/labels-idx1-ubyte " + dir_ + "/labels-idx1-ubyte",
        "expected images"},
+      {idx + "/small-images " + dir_ + "/two-labels",
+       "small-images' holds 8x8 images; the model takes 1x28x28"},
+      {idx + "/one-image " + dir_ + "/label-12",
+       "label-12': label 12 of sample 0 is not below the model's 10 classes"},
+      {idx + "/one-image " + dir_ + "/two-labels", "two-labels': expected 1 labels to match"},
+      {"--checkpoint " + dir_ + "/no-config.pb " + dir_ + "/digit0.png",
+       "holds no config; cannot rebuild its model"},
+      {ckpt + "--no-such-flag " + dir_ + "/digit0.png", "(see --help)"},
   };
   for (const auto& t : cases) {
     const Result r = run(t.args);
