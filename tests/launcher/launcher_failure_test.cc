@@ -136,7 +136,7 @@ TEST_F(LaunchFailure, SigtermStopsCleanlyWithAFinalCheckpoint) {
   const std::string l = log();
   EXPECT_NE(l.find("Terminated: stopping after a checkpoint"), std::string::npos) << l;
   EXPECT_NE(l.find("stopped cleanly"), std::string::npos) << l;
-  const fs::path latest = resolve_checkpoint_path((run_dir / "checkpoints").string());
+  const fs::path latest = resolve_checkpoint_path(checkpoints().string());
   const int64_t step = checkpoint_step(latest);
   EXPECT_GE(step, s.step());  // written after the signal, not an old one
   EXPECT_LT(step, 50 * 128);
@@ -206,20 +206,21 @@ TEST_F(LaunchFailure, StatusWatchFollowsARunToItsEnd) {
 }
 
 // dpcnn-status --checkpoint makes rank 0 write a checkpoint now, and is
-// refused without the right token. Epoch ends (every 128 steps) write
-// checkpoints too and every_steps is off, so the requested one is the one
-// whose step is not a multiple of 128; checkpoint.keep is large enough to
-// keep them all.
+// refused without the right token. Epoch ends write checkpoints too and
+// every_steps is off, so the requested one is the one whose step is not a
+// multiple of the epoch's 2,048 steps (batch 2: long epochs, so a request is
+// served well before an epoch end would serve it anyway); checkpoint.keep is
+// large enough to keep them all.
 TEST_F(LaunchFailure, StatusCheckpointWritesOneNow) {
-  start("--set train.epochs=50 --set checkpoint.keep=1000");
+  start("--set train.epochs=50 --set train.batch_size=2 --set checkpoint.keep=1000");
   connect();
   wait_for([](const pb::JobStatus& s) { return s.step() > 10; });
   auto mid_epoch = [&] {
     std::vector<int64_t> out;
     std::error_code ec;
-    for (const auto& e : fs::directory_iterator(run_dir / "checkpoints", ec)) {
+    for (const auto& e : fs::directory_iterator(checkpoints(), ec)) {
       const std::string n = e.path().filename();
-      if (n.rfind("ckpt-", 0) == 0 && n.size() == 18 && std::stoll(n.substr(5, 10)) % 128 != 0)
+      if (n.rfind("ckpt-", 0) == 0 && n.size() == 18 && std::stoll(n.substr(5, 10)) % 2048 != 0)
         out.push_back(std::stoll(n.substr(5, 10)));
     }
     return out;
@@ -243,7 +244,7 @@ TEST_F(LaunchFailure, StatusCheckpointWritesOneNow) {
   const std::vector<int64_t> got = mid_epoch();
   ASSERT_EQ(got.size(), 1u) << log();
   EXPECT_GE(got[0], before);
-  EXPECT_EQ(checkpoint_step(run_dir / "checkpoints" / CheckpointDir::file_name(got[0])), got[0]);
+  EXPECT_EQ(checkpoint_step(checkpoints() / CheckpointDir::file_name(got[0])), got[0]);
   EXPECT_EQ(testing::sh(status_bin() + " --stop --run " + run_dir.string()).status, 0);
   EXPECT_EQ(wait_exit(60s), kExitFinished) << log();
 }
