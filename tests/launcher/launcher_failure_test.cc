@@ -18,7 +18,8 @@
 #include <thread>
 
 #include "checkpoint/checkpoint.h"
-#include "launch_testing.h"
+#include "core/exit_codes.h"
+#include "launch_fixture.h"
 
 namespace dpcnn {
 namespace {
@@ -31,10 +32,10 @@ namespace pb = dpcnn::v1;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-constexpr int kExitFinished = 0;  // finished, or stopped cleanly
-constexpr int kExitFailed = 1;    // gave up
+constexpr int kExitFinished = 0;                 // finished, or stopped cleanly
+constexpr int kExitGaveUp = exit_code::kGaveUp;  // failed again after the last restart
 
-class LaunchFailure : public testing::LaunchFixture {
+class LaunchFailure : public testing::Launch {
  protected:
   std::string status_bin() const { return std::string(DPCNN_BIN_DIR) + "/dpcnn-status"; }
 
@@ -49,6 +50,9 @@ class LaunchFailure : public testing::LaunchFixture {
     const auto rp = stat.rfind(')');
     return rp != std::string::npos && stat.size() > rp + 2 && stat[rp + 2] != 'Z';
   }
+
+  // The checkpoints of the run the launcher announced (after connect()).
+  fs::path checkpoints() const { return run_dir / "checkpoints"; }
 
   // The step of a checkpoint file, read and verified by the checkpoint reader.
   static int64_t checkpoint_step(const fs::path& file) { return read_checkpoint(file).global_step; }
@@ -90,7 +94,7 @@ TEST_F(LaunchFailure, StalledWorkerIsKilledAndTheJobResumes) {
 }
 
 // A job that fails again after its last allowed restart is given up: exit
-// code 1, one line saying so, FAILED in the final status (dpcnn-status
+// code 5 (kGaveUp), one line saying so, FAILED in the final status (dpcnn-status
 // --watch, following it to the end, exits 1 on it).
 TEST_F(LaunchFailure, GivesUpAfterMaxRestarts) {
   start("--set train.epochs=20 --set checkpoint.every_steps=20 --set launcher.max_restarts=1");
@@ -112,7 +116,7 @@ TEST_F(LaunchFailure, GivesUpAfterMaxRestarts) {
     kill(w[0], SIGKILL);
     if (attempt == 1) wait_for([](const pb::JobStatus& s) { return s.attempt() == 2; });
   }
-  EXPECT_EQ(wait_exit(), kExitFailed) << log();
+  EXPECT_EQ(wait_exit(), kExitGaveUp) << log();
   watcher.join();
   const std::string l = log();
   EXPECT_NE(l.find("restart 1/1"), std::string::npos) << l;
@@ -145,14 +149,15 @@ TEST_F(LaunchFailure, SigtermStopsCleanlyWithAFinalCheckpoint) {
 
 // Stop asked of a job whose workers hang (frozen, they cannot act on it):
 // the launcher still ends the job, by its stall timeout, and does not
-// restart it, since a stop was asked; exit 0, nothing left running.
+// restart it, since a stop was asked; nothing is left running, and the exit
+// code says no checkpoint holds the stop step (4).
 TEST_F(LaunchFailure, StopOfAHungJobEndsItWithoutRestart) {
   start("--set train.epochs=50 --set launcher.stall_timeout_s=3");
   connect();
   wait_for([](const pb::JobStatus& s) { return s.step() > 5; });
   signal_workers(SIGSTOP);
   EXPECT_EQ(testing::sh(status_bin() + " --stop --run " + run_dir.string()).status, 0);
-  EXPECT_EQ(wait_exit(60s), kExitFinished) << log();
+  EXPECT_EQ(wait_exit(60s), exit_code::kStoppedNoCheckpoint) << log();
   const std::string l = log();
   EXPECT_NE(l.find("stopped (no progress for 3 s)"), std::string::npos) << l;
   EXPECT_EQ(l.find("attempt 2"), std::string::npos) << l;

@@ -1,9 +1,9 @@
 // dpcnn-status, the real binary, against the launcher's real status service
 // served in this process over loopback and fed by the real reporter: what
 // the text view prints for each part of the status, how the tool finds a run
-// (the only live one under runs/, or the run whose launcher is at --addr, for
-// its token), the token errors (exit 3), --watch to a failed end (exit 1),
-// and an unreachable launcher. No training job: fast and exact.
+// (the newest live one under runs/, or the run whose launcher is at --addr,
+// for its token), the token errors (bad input, exit 2), --watch to a failed
+// end (exit 1), and an unreachable launcher. No training job: fast and exact.
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "../integration/process_testing.h"
+#include "core/exit_codes.h"
 #include "launcher/status_service.h"
 #include "report/reporter.h"
 
@@ -156,27 +157,33 @@ TEST_F(StatusTool, FindsTheLiveRunAndItsToken) {
   EXPECT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("stopping: workers write a checkpoint"), std::string::npos) << r.output;
   EXPECT_TRUE(service->health().stop_requested);
-  // Two live runs: the tool will not guess.
+  // Two live runs: the newest one, and the tool says which it took.
   fs::create_directories(tmp / "runs" / "other");
   std::ofstream(tmp / "runs" / "other" / "status.addr") << "127.0.0.1:1\n";
   r = status("--timeout 1");
-  EXPECT_NE(r.output.find("dpcnn-status: 2 runs are live under runs/; pick one with --run"),
+  EXPECT_NE(r.output.find("dpcnn-status: runs/other (the newest run under ./runs with a "
+                          "status.addr)"),
             std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("no launcher answers at 127.0.0.1:1 (runs/other)"), std::string::npos)
       << r.output;
 }
 
 // Stop and Checkpoint need the token: without one (no token file, no
-// DPCNN_RUN_TOKEN) or with a wrong one the tool says so and exits 3; the job
-// is untouched.
-TEST_F(StatusTool, TokenProblemsExit3) {
+// DPCNN_RUN_TOKEN) the tool says where it looks and asks nothing; with a
+// wrong one the launcher refuses. Both are bad input (exit 2); the job is
+// untouched.
+TEST_F(StatusTool, TokenProblemsAreBadInput) {
   fs::remove(run / "token");
   testing::Result r = status("--checkpoint --run " + run.string());
-  EXPECT_EQ(r.status, 3) << r.output;
-  EXPECT_NE(r.output.find("no token found"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("needs the run token"), std::string::npos) << r.output;
+  EXPECT_EQ(r.status, exit_code::kBadInput) << r.output;
+  EXPECT_NE(r.output.find("no run token (the run directory's token file; pass --run, or set "
+                          "DPCNN_RUN_TOKEN)"),
+            std::string::npos)
+      << r.output;
   std::ofstream(run / "token") << "ffffffffffffffffffffffffffffffff\n";
   r = status("--stop --run " + run.string());
-  EXPECT_EQ(r.status, 3) << r.output;
+  EXPECT_EQ(r.status, exit_code::kBadInput) << r.output;
   EXPECT_NE(r.output.find("wrong run token"), std::string::npos) << r.output;
   EXPECT_FALSE(service->health().stop_requested);
   // The environment variable is the fallback when the run has no token file.
@@ -212,12 +219,13 @@ TEST_F(StatusTool, WatchEndsWithTheJobAndExits1WhenItFailed) {
 
 TEST_F(StatusTool, UnreachableLauncherIsOneLineAndExit1) {
   const testing::Result r = status("--addr 127.0.0.1:1 --timeout 1");
-  EXPECT_EQ(r.status, 1) << r.output;
-  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
-  EXPECT_EQ(r.output.rfind("dpcnn-status: 127.0.0.1:1: ", 0), 0u) << r.output;
+  EXPECT_EQ(r.status, exit_code::kFailure) << r.output;
+  EXPECT_EQ(r.output,
+            "dpcnn-status: no launcher answers at 127.0.0.1:1: it has ended or not started yet "
+            "(--timeout S waits for it)\n");
   const testing::Result gone = status("--run " + (tmp / "runs" / "nothing").string());
-  EXPECT_EQ(gone.status, 1) << gone.output;
-  EXPECT_NE(gone.output.find("no launcher is serving"), std::string::npos) << gone.output;
+  EXPECT_NE(gone.status, 0) << gone.output;
+  EXPECT_NE(gone.output.find("no run or experiment directory"), std::string::npos) << gone.output;
 }
 
 }  // namespace
