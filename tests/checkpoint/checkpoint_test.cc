@@ -9,6 +9,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <thread>
 
 #include "core/error.h"
@@ -190,6 +191,50 @@ TEST(Checkpoint, DamageIsReportedByNameAndKind) {
               "checkpoint '" + dir + "/missing.pb': cannot open: No such file or directory");
   }
   fs::remove_all(dir);
+}
+
+// The damaged files in tests/fuzz/regressions/checkpoint (hand-encoded by
+// tests/fuzz/make_checkpoint_regressions.py) are refused with the reason each
+// one was made for. The fuzz replay only shows they do not crash; this shows
+// the reader says what is wrong. Every file there must be in this table.
+TEST(Checkpoint, FuzzRegressionFilesAreRefusedWithTheirReason) {
+  const std::map<std::string, std::string> want = {
+      {"empty-file.ckpt", "empty file, not a dpcnn checkpoint"},
+      {"magic-only-half.ckpt", "truncated (5 bytes)"},
+      {"wrong-magic.ckpt", "not a dpcnn checkpoint (bad magic"},
+      {"header-cut.ckpt", "truncated (11 bytes, not even a header)"},
+      {"payload-cut.ckpt", "truncated (136 bytes; the header promises 176)"},
+      {"length-claims-2-to-63.ckpt", "truncated (176 bytes; the header promises"},
+      {"length-claims-less.ckpt", "5 unexpected bytes after the checksum (damaged)"},
+      {"checksum-flipped.ckpt", "checksum mismatch (damaged)"},
+      {"payload-bit-flipped.ckpt", "checksum mismatch (damaged)"},
+      {"payload-not-protobuf.ckpt", "payload does not parse as dpcnn.v1.Checkpoint"},
+      {"format-version-2.ckpt", "unsupported format_version 2"},
+      {"shape-overflows.ckpt", "tensor 'w' has an impossible shape (damaged)"},
+      {"shape-negative.ckpt", "tensor 'w' has an impossible shape (damaged)"},
+      {"shape-disagrees-with-data.ckpt", "tensor 'w' holds 5 values but its shape needs 6"},
+      {"negative-global-step.ckpt", "negative position (damaged)"},
+  };
+  const fs::path dir = fs::path(DPCNN_SOURCE_DIR) / "tests/fuzz/regressions/checkpoint";
+  size_t seen = 0;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string name = e.path().filename();
+    SCOPED_TRACE(name);
+    ASSERT_TRUE(want.count(name)) << "add the expected message of " << name << " to this table";
+    std::string bytes = slurp(e.path().string());
+    ASSERT_FALSE(bytes.empty());
+    ASSERT_EQ(bytes[0], '\0');  // fuzz mode byte: the rest is the file
+    bytes.erase(0, 1);
+    try {
+      parse_checkpoint_bytes(bytes, name);
+      ADD_FAILURE() << "loaded";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("'" + name + "': " + want.at(name)), std::string::npos)
+          << e.what();
+    }
+    ++seen;
+  }
+  EXPECT_EQ(seen, want.size());
 }
 
 TEST(Checkpoint, TensorWhoseShapeDisagreesWithItsDataIsRefused) {

@@ -327,6 +327,59 @@ TEST(Config, MalformedOverride) {
             std::string::npos);
 }
 
+// Each kind of value has its own wording, and every error names the key (and
+// the --set that gave it, or the file and line).
+TEST(Config, ErrorsSayWhatEachKeyWants) {
+  const struct {
+    std::string set, want;
+  } cases[] = {
+      {"train.eval=3", "--set train.eval: 'train.eval' must be true or false, got '3'"},
+      {"seed=-1", "--set seed: 'seed' must be a non-negative integer below 2^64, got '-1'"},
+      {"launcher.max_restarts=-1",
+       "--set launcher.max_restarts: 'launcher.max_restarts' must be a non-negative integer, got "
+       "'-1'"},
+      {"distributed.bucket_kb=0",
+       "--set distributed.bucket_kb: 'distributed.bucket_kb' must be an integer in [1, 1048576], "
+       "got '0'"},
+      {"optimizer.rho=1.5",
+       "--set optimizer.rho: 'optimizer.rho' must be a number in [0, 1), got "
+       "'1.5'"},
+      {"model.layers[0].kernel=[3,x]",
+       "--set model.layers[0].kernel: 'model.layers[0].kernel' must be a positive integer or a "
+       "list [h, w] of positive integers, got ['3', 'x']"},
+      {"model.layers[0].kernel=[3,3,3]",
+       "--set model.layers[0].kernel: 'model.layers[0].kernel' must be a positive integer or a "
+       "list [h, w] of positive integers, got a list of 3"},
+      {"name=a/b",
+       "--set name: 'name' names the run directory <runs_dir>/<name>; use letters, digits, '.', "
+       "'_' and '-', got 'a/b'"},
+      {"model.input=[1,-8,8]",
+       "--set model.input: 'model.input[1]' must be a positive integer, got '-8'"},
+      {"status.listen=[1]",
+       "--set status.listen: 'status.listen' must be a non-empty string, got a list of 1"},
+      {"model.layers=[]",
+       "--set model.layers: 'model.layers' must be a non-empty list of layers, got a list of 0"},
+      {"model.layers[9].units=3",
+       "--set model.layers[9].units: index 9 is out of range; 'model.layers' has 4 entries"},
+      {"train.batch_size.x=3",
+       "--set train.batch_size.x: 'train.batch_size' is not a map, it holds '8'"},
+  };
+  for (const auto& c : cases) EXPECT_EQ(parse_error(kBase, {c.set}), c.want) << c.set;
+  EXPECT_EQ(parse_error(kBase, {"optimizer.schedule.type=cosine", "optimizer.schedule.min_lr=1"}),
+            "--set optimizer.schedule.min_lr: 'optimizer.schedule.min_lr' (1) must not exceed "
+            "'optimizer.learning_rate' (0.1)");
+  // Whole files that are not one map of settings.
+  EXPECT_EQ(parse_error("- a\n"),
+            "configs/x.yaml:1: a config is a map of settings, got a list of 1");
+  EXPECT_EQ(parse_error("{[1]: 2}\n"),
+            "configs/x.yaml:1: keys must be plain names, got a list of 1 in 'the config'");
+  EXPECT_EQ(parse_error("name: a\n---\nname: b\n"),
+            "configs/x.yaml:3: expected one YAML document, found 2");
+  EXPECT_EQ(parse_error(replace(kBase, "    - type: maxpool2d\n", "    - pool: 2\n")),
+            "configs/x.yaml:13: 'model.layers[1]' has no 'type' (one of conv2d, maxpool2d, dense, "
+            "relu, flatten, dropout, batchnorm)");
+}
+
 TEST(Config, MissingFile) {
   const std::string e = error_of([] { load_config("configs/no-such-file.yaml"); });
   EXPECT_EQ(e, "cannot open config 'configs/no-such-file.yaml': No such file or directory");

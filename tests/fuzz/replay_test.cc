@@ -48,12 +48,17 @@ TEST(FuzzReplay, SeedsAndMutationsAreHandled) {
 TEST(FuzzReplay, PastCrashesStayFixed) {
   const std::filesystem::path dir =
       std::filesystem::path(DPCNN_SOURCE_DIR) / "tests/fuzz/regressions" / DPCNN_FUZZER;
-  if (!std::filesystem::exists(dir)) return;  // nothing has crashed this fuzzer yet
+  // A missing or empty directory would make this test pass while replaying
+  // nothing: both fuzzers have regression inputs, so that is a failure.
+  ASSERT_TRUE(std::filesystem::is_directory(dir)) << dir;
+  size_t replayed = 0;
   for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    ++replayed;
     std::ifstream in(e.path(), std::ios::binary);
     SCOPED_TRACE(e.path().string());
     feed(std::string(std::istreambuf_iterator<char>(in), {}));
   }
+  EXPECT_GT(replayed, 0u) << dir;
 }
 
 }  // namespace

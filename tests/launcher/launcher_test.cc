@@ -213,20 +213,44 @@ TEST_F(Launch, StatusAndWatchDuringARun) {
 TEST_F(Launch, KilledWorkerRestartsFromTheCheckpoint) {
   start("--set train.epochs=4 --set checkpoint.every_steps=25");
   connect();
-  pb::JobStatus s = wait_for([](const pb::JobStatus& s) { return s.step() >= 160; });
-  ASSERT_GE(s.step(), 160) << log();
+  // Past epoch 1 (128 steps) and past a mid-epoch checkpoint (150).
+  pb::JobStatus s = wait_for(
+      [](const pb::JobStatus& s) { return s.step() >= 160 && s.last_checkpoint_step() >= 150; });
+  ASSERT_GE(s.last_checkpoint_step(), 150) << log();
+  const int64_t known_checkpoint = s.last_checkpoint_step();
   const auto w = workers(tmp.string());
   ASSERT_EQ(w.size(), 2u);
   ASSERT_EQ(kill(w[1], SIGKILL), 0);
   const auto killed = Clock::now();
   s = wait_for([](const pb::JobStatus& s) { return s.restarts() == 1; });
   EXPECT_EQ(s.restarts(), 1) << log();
+  // Attempt 2's rank 0 reports where it resumed. (Waiting for RUNNING alone
+  // is not enough: a report attempt 1's rank 0 sent just before it died can
+  // reach the service after attempt 2 began.)
   s = wait_for([&](const pb::JobStatus& s) {
-    return s.attempt() == 2 && s.state() == pb::JOB_STATE_RUNNING &&
-           s.step() > s.last_checkpoint_step();
+    return s.attempt() == 2 && s.message().rfind("resumed at step ", 0) == 0;
   });
   std::printf("[measure] worker killed to training again: %.2f s\n", since(killed));
+  const std::string resumed_message = s.message();
   EXPECT_EQ(wait_exit(), 0) << log();
+  {
+    // The workers' own word: which checkpoint they loaded and how many steps
+    // it holds. It is at least as new as the last one rank 0 reported before
+    // the kill, so training went on from there instead of starting again.
+    const std::string l = log();
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(l, m,
+                                  std::regex(R"(resuming from (\S+/ckpt-(\d+)\.pb): epoch \d+, )"
+                                             R"(step \d+ \((\d+) steps done\))")))
+        << l;
+    const int64_t file_step = std::stoll(m[2]), done = std::stoll(m[3]);
+    EXPECT_EQ(done, file_step);
+    EXPECT_GE(done, known_checkpoint);
+    EXPECT_TRUE(done % 25 == 0 || done % 128 == 0) << done;             // a checkpoint step
+    EXPECT_EQ(l.find("resuming from"), l.rfind("resuming from")) << l;  // one restart, one resume
+    // The status said so too, from rank 0's start report of attempt 2.
+    EXPECT_EQ(resumed_message, "resumed at step " + std::to_string(done));
+  }
   const std::string l = log();
   EXPECT_NE(l.find("restart 1/3"), std::string::npos) << l;
   EXPECT_NE(l.find("--resume auto"), std::string::npos) << l;
@@ -273,6 +297,22 @@ TEST_F(Launch, SigintStopsCleanly) {
   EXPECT_TRUE(workers(tmp.string()).empty());
 }
 
+// On a terminal the launcher keeps one live status line under the workers'
+// output (redrawn in place); in a log (every other test) it prints none.
+TEST_F(Launch, TerminalShowsALiveStatusLine) {
+  log_path = tmp / "launch.log";
+  t0 = Clock::now();
+  pid = spawn("script -qfec '" + launch_command("--set train.epochs=3") + "' /dev/null", log_path);
+  EXPECT_EQ(wait_exit(), 0) << log();
+  const std::string l = log();
+  EXPECT_TRUE(std::regex_search(
+      l, std::regex(R"(\r\x1b\[Klauncher: RUNNING epoch [1-3]/3 step [0-9]+/384 loss [0-9.]+ )"
+                    R"(acc [0-9.]+ [0-9]+ img/s ETA [0-9]+s restarts 0)")))
+      << l;
+  EXPECT_NE(l.find("Epoch 3/3"), std::string::npos) << l;
+  EXPECT_NE(l.find("launcher: finished"), std::string::npos) << l;
+}
+
 // A second Ctrl-C does not wait for the checkpoint: the group dies at once.
 TEST_F(Launch, SecondSigintKillsAtOnce) {
   start("--set train.epochs=50");
@@ -292,13 +332,18 @@ TEST_F(Launch, SecondSigintKillsAtOnce) {
   EXPECT_TRUE(workers(tmp.string()).empty());
 }
 
-// images/s of the same run with and without 20 watchers and a GetStatus burst.
-TEST_F(Launch, StatusLoadBarelySlowsTraining) {
-  // DPCNN_PERF_EPOCHS / DPCNN_PERF_REPS: longer, alternating runs for a
-  // measurement worth quoting (medians).
+// 20 watchers and a GetStatus burst every second during a whole run: every
+// call succeeds, every watcher ends with FINISHED, and training completes.
+// What it costs training is a measurement, not a CI assertion (timings drift
+// +-30% run to run here, and ctest runs other tests alongside): with
+// DPCNN_PERF=1 the test also runs the same job without the load, alternating
+// (DPCNN_PERF_REPS pairs, DPCNN_PERF_EPOCHS epochs), and asserts the medians
+// within 5%.
+TEST_F(Launch, StatusLoadIsServedWhileTrainingCompletes) {
+  const bool perf = std::getenv("DPCNN_PERF") != nullptr;
   const char* ep = std::getenv("DPCNN_PERF_EPOCHS");
   const char* rp = std::getenv("DPCNN_PERF_REPS");
-  const std::string epochs = ep ? ep : "6";
+  const std::string epochs = ep ? ep : (perf ? "6" : "2");
   const int reps = rp ? std::max(1, std::atoi(rp)) : 1;
   int counter = 0;
   auto run = [&](bool load) {
@@ -307,7 +352,7 @@ TEST_F(Launch, StatusLoadBarelySlowsTraining) {
           " --set train.eval=false --set runs_dir=" + (tmp / dir).string());
     connect();
     std::atomic<bool> done{false}, ended{false};
-    std::atomic<int> failures{0}, calls{0};
+    std::atomic<int> failures{0}, calls{0}, finished_watchers{0};
     std::vector<std::thread> threads;
     if (load) {
       for (int i = 0; i < 20; ++i)
@@ -319,7 +364,10 @@ TEST_F(Launch, StatusLoadBarelySlowsTraining) {
           pb::JobStatus s;
           while (reader->Read(&s)) {
           }
-          if (!reader->Finish().ok() || s.state() != pb::JOB_STATE_FINISHED) ++failures;
+          if (!reader->Finish().ok() || s.state() != pb::JOB_STATE_FINISHED)
+            ++failures;
+          else
+            ++finished_watchers;
           ended = true;
         });
       threads.emplace_back([&] {
@@ -340,11 +388,21 @@ TEST_F(Launch, StatusLoadBarelySlowsTraining) {
     done = true;
     for (auto& t : threads) t.join();
     EXPECT_EQ(failures.load(), 0);
+    if (load) {
+      EXPECT_EQ(finished_watchers.load(), 20);
+      EXPECT_GE(calls.load(), 100);
+    }
     const std::string l = log();
+    EXPECT_NE(l.find("Epoch " + epochs + "/" + epochs), std::string::npos) << l;
     std::smatch m;
     EXPECT_TRUE(std::regex_search(l, m, std::regex("\"images_per_sec\":([0-9.]+)"))) << l;
     return m.size() > 1 ? std::stod(m[1]) : 0.0;
   };
+  if (!perf) {
+    std::printf("[measure] images/s under status load: %.0f (DPCNN_PERF=1 to compare)\n",
+                run(true));
+    return;
+  }
   std::vector<double> q, l;
   for (int i = 0; i < reps; ++i) {
     q.push_back(run(false));
@@ -358,11 +416,7 @@ TEST_F(Launch, StatusLoadBarelySlowsTraining) {
       "[measure] images/s without status load %.0f, with 20 watchers + GetStatus bursts %.0f "
       "(%+.1f%%)\n",
       quiet, loaded, 100 * (loaded / quiet - 1));
-  // The goal is < 5%, but timings drift +-30% run to run on this machine and
-  // ctest runs other tests alongside: the ratio is asserted only on request.
-  if (std::getenv("DPCNN_PERF")) {
-    EXPECT_GT(loaded, 0.95 * quiet);
-  }
+  EXPECT_GT(loaded, 0.95 * quiet);
 }
 
 }  // namespace

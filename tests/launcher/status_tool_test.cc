@@ -1,0 +1,232 @@
+// dpcnn-status, the real binary, against the launcher's real status service
+// served in this process over loopback and fed by the real reporter: what
+// the text view prints for each part of the status, how the tool finds a run
+// (the newest live one under runs/, or the run whose launcher is at --addr,
+// for its token), the token errors (bad input, exit 2), --watch to a failed
+// end (exit 1), and an unreachable launcher. No training job: fast and exact.
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <thread>
+
+#include "../integration/process_testing.h"
+#include "core/exit_codes.h"
+#include "launcher/status_service.h"
+#include "report/reporter.h"
+
+namespace dpcnn::launcher {
+namespace {
+
+namespace fs = std::filesystem;
+namespace pb = dpcnn::v1;
+using namespace std::chrono_literals;
+
+const char* kToken = "00112233445566778899aabbccddeeff";
+
+class StatusTool : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    JobInfo info;
+    info.run_id = "job-1234";
+    info.config_name = "job";
+    info.config_path = "configs/job.yaml";
+    info.batch_size = 32;
+    info.token = kToken;
+    service = std::make_unique<StatusService>(info);
+    grpc::ServerBuilder b;
+    int port = 0;
+    b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    service->register_with(b);
+    server = b.BuildAndStart();
+    ASSERT_TRUE(server);
+    addr = "127.0.0.1:" + std::to_string(port);
+    // A run directory as dpcnn-launch leaves it while it runs.
+    tmp = fs::temp_directory_path() /
+          ("dpcnn-status-tool-" + std::to_string(getpid()) + "-" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    run = tmp / "runs" / "job";
+    fs::create_directories(run);
+    std::ofstream(run / "status.addr") << addr << "\n";
+    std::ofstream(run / "token") << kToken << "\n";
+  }
+  void TearDown() override {
+    service->shutdown();
+    server->Shutdown(std::chrono::system_clock::now() + 2s);
+    fs::remove_all(tmp);
+  }
+
+  // dpcnn-status with `args`, run from `cwd` (default: the temp dir, whose
+  // runs/ holds this test's run only).
+  testing::Result status(const std::string& args, const fs::path& cwd = {}) {
+    return testing::sh("cd " + (cwd.empty() ? tmp : cwd).string() + " && " +
+                       std::string(DPCNN_BIN_DIR) + "/dpcnn-status " + args);
+  }
+
+  // Reports like rank 0 of a 2-rank run at step 60 of 100, after epoch 1.
+  void report_a_run(double images_per_sec) {
+    ReporterOptions o;
+    o.interval = 20ms;
+    o.token = kToken;
+    auto r = make_grpc_reporter(addr, "job-1234", o);
+    RunInfo info;
+    info.name = "job";
+    info.ranks = 2;
+    info.hosts = {"h0", "h1"};
+    info.epochs = 2;
+    info.steps_per_epoch = 50;
+    info.total_steps = 100;
+    r->on_start(info);
+    EpochMetrics m;
+    m.epoch = 1;
+    m.step = 50;
+    m.loss = 0.5;
+    m.accuracy = 0.8;
+    m.val_loss = 0.4;
+    m.val_accuracy = 0.9;
+    m.images_per_sec = 1234;
+    r->on_epoch_end(m);
+    r->on_checkpoint("runs/job/checkpoints/ckpt-0000000050.pb", 50);
+    ProgressInfo p;
+    p.epoch = 2;
+    p.step_in_epoch = 10;
+    p.global_step = 60;
+    p.total_steps = 100;
+    p.loss = 0.25;
+    p.accuracy = 0.875;
+    p.images_per_sec = images_per_sec;
+    r->on_progress(p);
+    r->on_finish({0.3, 0.95, 203, 0, false});
+  }  // the reporter's destructor flushes
+
+  std::unique_ptr<StatusService> service;
+  std::unique_ptr<grpc::Server> server;
+  std::string addr;
+  fs::path tmp, run;
+};
+
+TEST_F(StatusTool, TextShowsEachPartOfTheStatus) {
+  // 40 steps of 32 images left at 10 images/s: 128 s.
+  report_a_run(10);
+  const testing::Result r = status("--run " + run.string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  const std::string want[] = {
+      "run         job-1234 (job, configs/job.yaml)\n",
+      "state       RUNNING, attempt 0, restarts 0/3\n",
+      "ranks       2 on h0, h1\n",
+      "progress    epoch 2/2, step 60/100 (60.0%), loss 0.2500, accuracy 0.8750\n",
+      "speed       10 images/s, ETA 2m08s\n",
+      "checkpoint  runs/job/checkpoints/ckpt-0000000050.pb (step 50)\n",
+      "epoch 1     loss 0.5000 accuracy 0.8000 val_loss 0.4000 val_accuracy 0.9000 (1234 img/s)\n",
+      "result      test_loss 0.3000 test_acc 0.9500 (203 samples)\n",
+  };
+  for (const std::string& line : want)
+    EXPECT_NE(r.output.find(line), std::string::npos) << line << r.output;
+  EXPECT_TRUE(std::regex_search(r.output, std::regex(R"(started     \S+ \(\d+s ago\)\n)")))
+      << r.output;
+}
+
+TEST_F(StatusTool, LongEtaIsInHoursAndJsonHasEveryField) {
+  // 40 x 32 images at 0.1 images/s: 12,800 s.
+  report_a_run(0.1);
+  testing::Result r = status("--run " + run.string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("ETA 3h33m\n"), std::string::npos) << r.output;
+  r = status("--json --run " + run.string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("\"state\": \"JOB_STATE_RUNNING\""), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("\"testCount\": \"203\""), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("\"hosts\": [\n  \"h0\",\n  \"h1\"\n ]"), std::string::npos) << r.output;
+}
+
+// With no --run and no --addr, the only live run under ./runs is the one;
+// with --addr, the live run served there lends its token to --stop.
+TEST_F(StatusTool, FindsTheLiveRunAndItsToken) {
+  report_a_run(10);
+  testing::Result r = status("");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("run         job-1234"), std::string::npos) << r.output;
+  // A finished run's directory (no status.addr) does not count as live.
+  fs::create_directories(tmp / "runs" / "old");
+  r = status("--json");
+  EXPECT_EQ(r.status, 0) << r.output;
+  r = status("--stop --addr " + addr);
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("stopping: workers write a checkpoint"), std::string::npos) << r.output;
+  EXPECT_TRUE(service->health().stop_requested);
+  // Two live runs: the newest one, and the tool says which it took.
+  fs::create_directories(tmp / "runs" / "other");
+  std::ofstream(tmp / "runs" / "other" / "status.addr") << "127.0.0.1:1\n";
+  r = status("--timeout 1");
+  EXPECT_NE(r.output.find("dpcnn-status: runs/other (the newest run under ./runs with a "
+                          "status.addr)"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("no launcher answers at 127.0.0.1:1 (runs/other)"), std::string::npos)
+      << r.output;
+}
+
+// Stop and Checkpoint need the token: without one (no token file, no
+// DPCNN_RUN_TOKEN) the tool says where it looks and asks nothing; with a
+// wrong one the launcher refuses. Both are bad input (exit 2); the job is
+// untouched.
+TEST_F(StatusTool, TokenProblemsAreBadInput) {
+  fs::remove(run / "token");
+  testing::Result r = status("--checkpoint --run " + run.string());
+  EXPECT_EQ(r.status, exit_code::kBadInput) << r.output;
+  EXPECT_NE(r.output.find("no run token (the run directory's token file; pass --run, or set "
+                          "DPCNN_RUN_TOKEN)"),
+            std::string::npos)
+      << r.output;
+  std::ofstream(run / "token") << "ffffffffffffffffffffffffffffffff\n";
+  r = status("--stop --run " + run.string());
+  EXPECT_EQ(r.status, exit_code::kBadInput) << r.output;
+  EXPECT_NE(r.output.find("wrong run token"), std::string::npos) << r.output;
+  EXPECT_FALSE(service->health().stop_requested);
+  // The environment variable is the fallback when the run has no token file.
+  fs::remove(run / "token");
+  r = testing::sh("cd " + tmp.string() + " && DPCNN_RUN_TOKEN=" + kToken + " " +
+                  std::string(DPCNN_BIN_DIR) + "/dpcnn-status --checkpoint --run " + run.string());
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("requested"), std::string::npos) << r.output;
+}
+
+// --watch --json prints one JSON object a line and ends with the job; a
+// failed job makes it exit 1.
+TEST_F(StatusTool, WatchEndsWithTheJobAndExits1WhenItFailed) {
+  testing::Result r;
+  std::thread watcher([&] { r = status("--watch --json --run " + run.string()); });
+  report_a_run(10);
+  std::this_thread::sleep_for(700ms);  // a few watch intervals (500 ms)
+  service->set_state(pb::JOB_STATE_FAILED, "gave up", "worker died");
+  watcher.join();
+  EXPECT_EQ(r.status, 1) << r.output;
+  std::istringstream lines(r.output);
+  int n = 0;
+  std::string last;
+  for (std::string l; std::getline(lines, l); ++n) {
+    EXPECT_EQ(l.front(), '{') << l;
+    EXPECT_EQ(l.back(), '}') << l;
+    last = l;
+  }
+  EXPECT_GE(n, 2) << r.output;
+  EXPECT_NE(last.find("\"state\":\"JOB_STATE_FAILED\""), std::string::npos) << last;
+  EXPECT_NE(last.find("\"error\":\"worker died\""), std::string::npos) << last;
+}
+
+TEST_F(StatusTool, UnreachableLauncherIsOneLineAndExit1) {
+  const testing::Result r = status("--addr 127.0.0.1:1 --timeout 1");
+  EXPECT_EQ(r.status, exit_code::kFailure) << r.output;
+  EXPECT_EQ(r.output,
+            "dpcnn-status: no launcher answers at 127.0.0.1:1: it has ended or not started yet "
+            "(--timeout S waits for it)\n");
+  const testing::Result gone = status("--run " + (tmp / "runs" / "nothing").string());
+  EXPECT_NE(gone.status, 0) << gone.output;
+  EXPECT_NE(gone.output.find("no run or experiment directory"), std::string::npos) << gone.output;
+}
+
+}  // namespace
+}  // namespace dpcnn::launcher
