@@ -15,7 +15,8 @@
 #   scripts/fresh-machine-test.sh [--rebuild] [--keep] [--skip-ci] [--skip-quickstart]
 #     --rebuild          make the base root again instead of using the cached tarball
 #     --keep             leave the root (unmounted) in its work directory afterwards
-#     --skip-ci / --skip-quickstart   run only the other command
+#     --skip-ci / --skip-quickstart   leave that command out (the non-root
+#                        check, a few seconds, always runs)
 #
 # The base root is cached as a tarball in $DPCNN_FRESH_CACHE (default
 # /var/cache/dpcnn-fresh/); each run unpacks a new copy under /var/tmp, so every
@@ -106,9 +107,10 @@ fi
 WORK=$(mktemp -d /var/tmp/dpcnn-fresh.XXXXXX)
 ROOT=$WORK/root
 mkdir -p "$ROOT"
-# Logs outlive the root: the last run's are in the cache directory.
-LOGS=$CACHE_DIR/logs
-rm -rf "$LOGS" && mkdir -p "$LOGS"
+# Logs outlive the root: each run's go to the cache directory (the last 5 kept).
+LOGS=$CACHE_DIR/logs/$(date -u +%Y%m%d-%H%M%S)-$$
+mkdir -p "$LOGS"
+find "$CACHE_DIR/logs" -mindepth 1 -maxdepth 1 -type d | sort | head -n -5 | xargs -r rm -rf
 
 # Mount points under $ROOT, deepest last (from /proc/self/mountinfo, field 5).
 mounts_under() { awk -v r="$1" '$5 == r || index($5, r "/") == 1 { print $5 }' /proc/self/mountinfo; }
@@ -196,6 +198,41 @@ run() {
   log "---- $name: exit $rc after $((t1 - t0)) s ----"
 }
 
+# The non-root path first, while every package is still missing: the
+# bootstrap must exit 2 and print an `su -c '...'` command that works. The
+# command is run with apt-get install -s (simulated), so the real install is
+# still the one .ci/run does. nobody cannot read /root: the script comes on stdin.
+nonroot() {
+  local out rc cmd
+  set +e
+  out=$(chroot "$ROOT" /usr/bin/env -i "${envs[@]}" HOME=/ runuser -u nobody -- bash -s \
+    <"$ROOT/root/dpcnn/scripts/bootstrap.sh" 2>&1)
+  rc=$?
+  set -e
+  printf '%s\n' "$out" | sed 's/^/  | /' >&2
+  cmd=$(printf '%s\n' "$out" | sed -n "s/^  su -c '\(.*\)'\$/\1/p")
+  if ! chroot "$ROOT" /usr/bin/env -i "${envs[@]}" sh -c 'command -v su' >/dev/null; then
+    NONROOT="FAILED: the root has no su"
+    return
+  fi
+  if [[ $rc -ne 2 || -z $cmd ]]; then
+    NONROOT="FAILED: exit $rc, su -c line: ${cmd:-none}"
+    return
+  fi
+  set +e
+  chroot "$ROOT" /usr/bin/env -i "${envs[@]}" /bin/sh -c "${cmd/apt-get install/apt-get install -s}" \
+    >"$LOGS/nonroot-simulated.log" 2>&1
+  rc=$?
+  set -e
+  if [[ $rc -eq 0 ]]; then
+    NONROOT="exit 2 with su -c '...'; that command works (simulated: $(grep -c '^Inst ' "$LOGS/nonroot-simulated.log") packages)"
+  else
+    NONROOT="FAILED: the printed command exits $rc (see $LOGS/nonroot-simulated.log)"
+  fi
+}
+log "---- non-root: bootstrap.sh as nobody ----"
+nonroot
+log "non-root: $NONROOT"
 [[ $run_ci -eq 1 ]] && run ci env CI=true bash .ci/run
 [[ $run_qs -eq 1 ]] && run quickstart scripts/quickstart.sh
 
@@ -211,6 +248,8 @@ if [[ -f $first_log ]]; then
   echo "  ${b:-bootstrap: no install line found}"
 fi
 status=0
+echo "  non-root bootstrap: $NONROOT"
+[[ $NONROOT != FAILED* ]] || status=1
 for name in ci quickstart; do
   [[ -n ${RC[$name]:-} ]] || continue
   case $name in
