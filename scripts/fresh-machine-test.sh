@@ -170,6 +170,7 @@ mount -t tmpfs -o mode=0755,nosuid,nodev run "$ROOT/run"
 
 log "cloning HEAD ($(git -C "$REPO" rev-parse --short HEAD)) of $REPO into the root"
 git clone -q --no-hardlinks "$REPO" "$ROOT/root/dpcnn"
+COMMIT=$(git -C "$ROOT/root/dpcnn" log -1 --format='%h %s' | cut -c1-80)
 
 # A clean login-like environment: nothing from this shell leaks in except the
 # proxy settings a machine behind a proxy would have.
@@ -240,7 +241,7 @@ log "non-root: $NONROOT"
 echo
 echo "fresh-machine-test summary ($(date -u '+%Y-%m-%d %H:%M UTC'), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores)"
 echo "  root: Debian $SUITE, mmdebstrap --variant=apt --include=$INCLUDE: $pkgs_before packages"
-echo "  commit: $(git -C "$REPO" log -1 --format='%h %s' | cut -c1-80)"
+echo "  commit: $COMMIT"
 first_log=$LOGS/ci.log
 [[ -f $first_log ]] || first_log=$LOGS/quickstart.log
 if [[ -f $first_log ]]; then
