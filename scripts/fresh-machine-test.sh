@@ -188,11 +188,16 @@ run() {
   shift
   log "---- $name: $* ----"
   t0=$(date +%s)
-  set +e
-  chroot "$ROOT" /usr/bin/env -i "${envs[@]}" /bin/bash -c 'cd /root/dpcnn && "$@"' bash "$@" \
-    </dev/null 2>&1 | tee "$LOGS/$name.log"
-  rc=${PIPESTATUS[0]}
-  set -e
+  # In the background with `wait`, so a signal to this script runs the trap
+  # (and so the cleanup) at once instead of after the command ends.
+  (
+    set +e
+    chroot "$ROOT" /usr/bin/env -i "${envs[@]}" /bin/bash -c 'cd /root/dpcnn && "$@"' bash "$@" \
+      </dev/null 2>&1 | tee "$LOGS/$name.log"
+    exit "${PIPESTATUS[0]}"
+  ) &
+  rc=0
+  wait $! || rc=$?
   t1=$(date +%s)
   RC[$name]=$rc
   SECS[$name]=$((t1 - t0))
