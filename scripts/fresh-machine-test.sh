@@ -154,17 +154,28 @@ pkgs_before=$(chroot "$ROOT" dpkg-query -W -f='.\n' | wc -l)
 
 # The root is bind-mounted onto itself first: chroot's / must be a mount
 # point, or `mount --make-rslave /` (ip netns exec, the multihost tests) fails.
-# It is made private so nothing mounted inside reaches the host, and the
-# kernel file systems are fresh instances (not binds of the host's), so
-# unmounting them can never unmount the host's.
+# It is made private so nothing mounted inside reaches the host, and every
+# file system mounted under it is a new instance, not a bind of the host's, so
+# unmounting it can never unmount the host's. /dev is a private tmpfs with the
+# few device nodes a build and tests use (as mmdebstrap and systemd-nspawn
+# do): devtmpfs or a bind of /dev would share the host's /dev, and anything
+# written there (a /dev/ptmx symlink) would change the host.
 mount --bind "$ROOT" "$ROOT"
 mount --make-private "$ROOT"
 mount -t proc proc "$ROOT/proc"
 mount -t sysfs sysfs "$ROOT/sys"
-mount -t devtmpfs -o mode=0755,nosuid devtmpfs "$ROOT/dev"
+mount -t tmpfs -o mode=0755,nosuid dev "$ROOT/dev"
+for d in null:1:3 zero:1:5 full:1:7 random:1:8 urandom:1:9 tty:5:0; do
+  IFS=: read -r name major minor <<<"$d"
+  mknod -m 0666 "$ROOT/dev/$name" c "$major" "$minor"
+done
 mkdir -p "$ROOT/dev/pts" "$ROOT/dev/shm"
+ln -s /proc/self/fd "$ROOT/dev/fd"
+ln -s /proc/self/fd/0 "$ROOT/dev/stdin"
+ln -s /proc/self/fd/1 "$ROOT/dev/stdout"
+ln -s /proc/self/fd/2 "$ROOT/dev/stderr"
 mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5 devpts "$ROOT/dev/pts"
-ln -sf pts/ptmx "$ROOT/dev/ptmx" 2>/dev/null || true
+ln -s pts/ptmx "$ROOT/dev/ptmx"
 mount -t tmpfs -o mode=1777,nosuid,nodev shm "$ROOT/dev/shm"
 mount -t tmpfs -o mode=0755,nosuid,nodev run "$ROOT/run"
 
