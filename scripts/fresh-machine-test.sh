@@ -150,6 +150,16 @@ trap 'exit 143' TERM
 log "unpacking the root into $ROOT"
 tar -xf "$TARBALL" -C "$ROOT"
 cp -L /etc/resolv.conf "$ROOT/etc/resolv.conf"
+# Every installed Debian has an /etc/hosts (the installer, cloud images and
+# containers write one); mmdebstrap does not. Without it localhost and the
+# host name go to DNS: MPI_Init (hwloc's X display probe) then waits seconds.
+cat >"$ROOT/etc/hosts" <<EOF_HOSTS
+127.0.0.1	localhost
+127.0.1.1	$(hostname)
+::1	localhost ip6-localhost ip6-loopback
+ff02::1	ip6-allnodes
+ff02::2	ip6-allrouters
+EOF_HOSTS
 pkgs_before=$(chroot "$ROOT" dpkg-query -W -f='.\n' | wc -l)
 
 # The root is bind-mounted onto itself first: chroot's / must be a mount
