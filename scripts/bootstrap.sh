@@ -22,6 +22,9 @@ packages=(
   libyaml-cpp-dev libgtest-dev zlib1g-dev libstb-dev libcli11-dev libssl-dev
   # the fuzz build: clang with libFuzzer/ASan runtimes and clang's OpenMP
   clang libclang-rt-14-dev libomp-dev
+  # ONNX export: Debian's onnx.proto; its test checks the model in the ONNX
+  # checker and OpenCV's DNN module (runtimes no one here wrote)
+  libonnx-dev python3-onnx python3-opencv
   # the multi-host tests: ip netns
   iproute2)
 if [[ "${1:-}" == "--bench" ]]; then
