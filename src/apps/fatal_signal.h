@@ -4,7 +4,8 @@
 // only reports "exited on signal 8" for some process. The handler writes the
 // same kind of line (async-signal-safe: one prepared buffer, write(2)) and
 // re-raises the signal with its default action, so the exit status and core
-// dump are unchanged. Install once from the main thread, after the rank is known.
+// dump are unchanged. Install from the main thread once the rank is known (again
+// after MPI_Init, which installs handlers of its own).
 #pragma once
 
 #include <string>

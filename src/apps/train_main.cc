@@ -161,6 +161,13 @@ int main(int argc, char** argv) {
   std::unique_ptr<dpcnn::Communicator> comm;
   try {
     if (dpcnn::MpiContext::launched_by_mpirun()) {
+      // Named from mpirun's environment before MPI_Init (which can take
+      // seconds), then again after it, since Open MPI installs handlers of its own.
+      if (const char* r = std::getenv("OMPI_COMM_WORLD_RANK")) {
+        char host[256] = "?";
+        ::gethostname(host, sizeof host - 1);
+        dpcnn::name_rank_on_fatal_signal(std::atoi(r), host);
+      }
       mpi = std::make_unique<dpcnn::MpiContext>(&argc, &argv);
       comm = dpcnn::make_mpi_communicator();
       dpcnn::name_rank_on_fatal_signal(comm->rank(), comm->host());
