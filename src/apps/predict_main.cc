@@ -13,6 +13,7 @@
 #include "checkpoint/saved_model.h"
 #include "core/error.h"
 #include "core/exit_codes.h"
+#include "core/json.h"
 #include "core/version.h"
 #include "data/idx.h"
 #include "image/image.h"
@@ -36,23 +37,6 @@ struct Options {
   bool json = false, show = false, version = false;
 };
 
-std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
-}
-
 std::string json_probs(const std::vector<double>& p) {
   std::string s = "[";
   for (size_t k = 0; k < p.size(); ++k) {
@@ -69,12 +53,12 @@ std::string json_answer(const dpcnn::SavedModel& m, const std::vector<double>& p
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.7g", p[order[0]]);
   std::string s = "\"prediction\":" + std::to_string(order[0]) +
-                  ",\"class\":" + json_string(m.class_names[order[0]]) + ",\"probability\":" + buf +
-                  ",\"top\":[";
+                  ",\"class\":" + dpcnn::json_string(m.class_names[order[0]]) +
+                  ",\"probability\":" + buf + ",\"top\":[";
   for (int k = 0; k < std::min<int>(top, static_cast<int>(p.size())); ++k) {
     std::snprintf(buf, sizeof buf, "%.7g", p[order[k]]);
     s += std::string(k ? "," : "") + "{\"index\":" + std::to_string(order[k]) +
-         ",\"class\":" + json_string(m.class_names[order[k]]) + ",\"p\":" + buf + "}";
+         ",\"class\":" + dpcnn::json_string(m.class_names[order[k]]) + ",\"p\":" + buf + "}";
   }
   return s + "]";
 }
@@ -114,7 +98,7 @@ int predict_images(const Options& o, dpcnn::SavedModel& m) {
       return;
     }
     if (o.json)
-      std::printf("{\"file\":%s,%s,\"probabilities\":%s}\n", json_string(*c.file).c_str(),
+      std::printf("{\"file\":%s,%s,\"probabilities\":%s}\n", dpcnn::json_string(*c.file).c_str(),
                   json_answer(m, c.p, o.top).c_str(), json_probs(c.p).c_str());
     else
       std::printf("%s: %s\n", c.file->c_str(), text_answer(m, c.p, o.top).c_str());

@@ -7,6 +7,7 @@
 #include <map>
 
 #include "core/error.h"
+#include "core/json.h"
 #include "core/version.h"
 
 namespace dpcnn {
@@ -31,20 +32,8 @@ void keras_pads(const std::string& padding, int64_t in, int k, int s, int64_t* b
 std::string json_list(const std::vector<std::string>& items) {
   std::string out = "[";
   for (size_t i = 0; i < items.size(); ++i) {
-    out += i ? ",\"" : "\"";
-    for (unsigned char c : items[i]) {
-      if (c == '"' || c == '\\') {
-        out += '\\';
-        out += static_cast<char>(c);
-      } else if (c < 0x20) {
-        char buf[8];
-        std::snprintf(buf, sizeof buf, "\\u%04x", c);
-        out += buf;
-      } else {
-        out += static_cast<char>(c);
-      }
-    }
-    out += "\"";
+    if (i) out += ',';
+    out += json_string(items[i]);
   }
   return out + "]";
 }
