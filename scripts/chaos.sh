@@ -50,7 +50,8 @@ printf 'time\tstep\tfault\tpid\n' >"$out/faults.tsv"
 while kill -0 "$launcher" 2>/dev/null && (($(date +%s) - start < window)); do
   sleep $((15 + RANDOM % 16))
   kill -0 "$launcher" 2>/dev/null || break
-  mapfile -t workers < <(pgrep -f "dpcnn-train .*runs_dir=$out" || true)
+  # Anchored: mpirun's own command line names dpcnn-train too.
+  mapfile -t workers < <(pgrep -f "^[^ ]*dpcnn-train .*runs_dir=$out" || true)
   mapfile -t mpiruns < <(pgrep -f "mpirun .*runs_dir=$out" || true)
   ((${#workers[@]} > 0)) || continue  # between attempts: nothing to hit
   step=$(status_step)
@@ -74,8 +75,9 @@ echo "chaos: the same job without faults"
 build/bin/dpcnn-launch --config "$config" --np "$np" "${sets[@]}" --set name=baseline \
   >"$out/baseline.log" 2>&1 || true
 
-# Steps lost: for each resume, the step the job had reached before the fault
-# minus the step it resumed from.
+# Steps lost: for each resume, the step the status showed just before the fault
+# minus the step it resumed from. The status lags training by up to a report
+# interval, so this is a lower bound.
 python3 - "$out" "$faults" "$chaos_rc" "$data" <<'EOF'
 import glob, os, re, subprocess, sys
 out, faults, rc, data = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
@@ -95,7 +97,7 @@ for c in ckpts:
     if r.returncode != 0:
         bad += 1
         print("chaos: checkpoint does not load:", c, r.stderr.strip())
-print(f"chaos: faults {faults}, restarts {len(resumed)}, steps lost {lost}, "
+print(f"chaos: faults {faults}, restarts {len(resumed)}, steps lost >= {lost}, "
       f"checkpoints kept {len(ckpts)} (not loading: {bad}), launcher exit {rc}")
 a, b = acc(log), acc(base)
 print(f"chaos: final test accuracy {a} with faults, {b} without"
