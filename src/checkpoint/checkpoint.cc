@@ -372,7 +372,8 @@ std::string resolve_checkpoint_path(const std::string& path) {
   const std::string resolved =
       fs::path(target).is_absolute() ? target : parent_dir(path) + "/" + target;
   if (!fs::exists(resolved, ec))
-    throw InputError("checkpoint pointer '" + path + "' names '" + target + "', which does not exist");
+    throw InputError("checkpoint pointer '" + path + "' names '" + target +
+                     "', which does not exist");
   return resolved;
 }
 

@@ -449,14 +449,15 @@ std::string Parser::apply(YAML::Node node, const std::vector<Seg>& segs, size_t 
       std::all_of(seg.name.begin(), seg.name.end(), [](char c) { return c >= '0' && c <= '9'; });
   if (seg.bracket || (digits && node.IsSequence())) {
     if (!node.IsSequence()) {
-      throw InputError("--set " + key + ": " + where_now + " is not a list, it holds " + describe(node));
+      throw InputError("--set " + key + ": " + where_now + " is not a list, it holds " +
+                       describe(node));
     }
     const size_t idx = seg.bracket ? seg.index : std::stoul(seg.name);
     const std::string here = canon + "[" + std::to_string(idx) + "]";
     const size_t size = node.size();
     if (idx > size || (idx == size && !last)) {
       throw InputError("--set " + key + ": index " + std::to_string(idx) + " is out of range; " +
-                  where_now + " has " + std::to_string(size) + " entries");
+                       where_now + " has " + std::to_string(size) + " entries");
     }
     if (idx == size) {  // appending one entry
       node.push_back(value);
@@ -470,7 +471,8 @@ std::string Parser::apply(YAML::Node node, const std::vector<Seg>& segs, size_t 
     return apply(node[idx], segs, i + 1, value, here, key, created);
   }
   if (!node.IsMap() && !node.IsNull()) {
-    throw InputError("--set " + key + ": " + where_now + " is not a map, it holds " + describe(node));
+    throw InputError("--set " + key + ": " + where_now + " is not a map, it holds " +
+                     describe(node));
   }
   const std::string here = join_path(canon, seg.name);
   const YAML::Node& cnode = node;  // const lookups do not insert keys
@@ -538,7 +540,8 @@ void Parser::apply_override(YAML::Node& root, const std::string& text) {
   try {
     value = YAML::Load(value_text);
   } catch (const YAML::Exception& e) {
-    throw InputError("--set " + key + ": YAML syntax error in value '" + value_text + "': " + e.msg);
+    throw InputError("--set " + key + ": YAML syntax error in value '" + value_text +
+                     "': " + e.msg);
   }
   if (!root.IsDefined() || root.IsNull()) root.reset(YAML::Node(YAML::NodeType::Map));
 
@@ -820,11 +823,11 @@ Config parse_config(const std::string& yaml_text, const std::string& source,
       docs = YAML::LoadAll(yaml_text);
     } catch (const YAML::ParserException& e) {
       throw InputError(name + ":" + std::to_string(e.mark.is_null() ? 1 : e.mark.line + 1) +
-                  ": YAML syntax error: " + e.msg);
+                       ": YAML syntax error: " + e.msg);
     }
     if (docs.size() > 1) {
       throw InputError(name + ":" + std::to_string(docs[1].Mark().line + 1) +
-                  ": expected one YAML document, found " + std::to_string(docs.size()));
+                       ": expected one YAML document, found " + std::to_string(docs.size()));
     }
     YAML::Node root = docs.empty() ? YAML::Node() : docs[0];
     Parser parser(name);

@@ -22,7 +22,7 @@ std::string find_file(const std::string& dir, const std::string& name) {
   if (fs::is_regular_file(raw, ec)) return raw.string();
   if (fs::is_regular_file(gz, ec)) return gz.string();
   throw InputError(raw.string() + ": missing (nor " + gz.filename().string() +
-              "); run scripts/fetch-data.sh to download the dataset");
+                   "); run scripts/fetch-data.sh to download the dataset");
 }
 
 std::string dims_string(const std::vector<uint32_t>& dims) {
@@ -38,13 +38,13 @@ Dataset load_pair(const std::string& dir, const std::string& prefix, int num_cla
   IdxArray labels = read_idx(labels_path);
   if (images.dims.size() != 3)
     throw InputError(images_path + ": images must have rank 3 (count,height,width), found " +
-                dims_string(images.dims));
+                     dims_string(images.dims));
   if (labels.dims.size() != 1)
     throw InputError(labels_path + ": labels must have rank 1 (count), found " +
-                dims_string(labels.dims));
+                     dims_string(labels.dims));
   if (images.dims[0] != labels.dims[0])
-    throw InputError(labels_path + ": " + std::to_string(labels.dims[0]) + " labels but " + images_path +
-                " has " + std::to_string(images.dims[0]) + " images");
+    throw InputError(labels_path + ": " + std::to_string(labels.dims[0]) + " labels but " +
+                     images_path + " has " + std::to_string(images.dims[0]) + " images");
   constexpr uint32_t kMaxInt = 0x7fffffff;
   if (images.dims[0] > kMaxInt || images.dims[1] > kMaxInt || images.dims[2] > kMaxInt ||
       uint64_t{images.dims[1]} * images.dims[2] > kMaxInt)
@@ -52,7 +52,8 @@ Dataset load_pair(const std::string& dir, const std::string& prefix, int num_cla
   for (size_t i = 0; i < labels.data.size(); ++i) {
     if (labels.data[i] >= num_classes)
       throw InputError(labels_path + ": label " + std::to_string(labels.data[i]) + " at index " +
-                  std::to_string(i) + " is not below num_classes=" + std::to_string(num_classes));
+                       std::to_string(i) +
+                       " is not below num_classes=" + std::to_string(num_classes));
   }
   Dataset d;
   d.count = static_cast<int>(images.dims[0]);
@@ -68,14 +69,15 @@ Dataset load_pair(const std::string& dir, const std::string& prefix, int num_cla
 
 DataSplit load_mnist_dir(const std::string& dir, int num_classes) {
   if (num_classes < 1 || num_classes > 256)
-    throw InputError("load_mnist_dir: num_classes=" + std::to_string(num_classes) + " is not in 1..256");
+    throw InputError("load_mnist_dir: num_classes=" + std::to_string(num_classes) +
+                     " is not in 1..256");
   DataSplit s;
   s.train = load_pair(dir, "train", num_classes);
   s.test = load_pair(dir, "t10k", num_classes);
   if (s.train.height != s.test.height || s.train.width != s.test.width)
     throw InputError(dir + ": train images are " + std::to_string(s.train.height) + "x" +
-                std::to_string(s.train.width) + " but test images are " +
-                std::to_string(s.test.height) + "x" + std::to_string(s.test.width));
+                     std::to_string(s.train.width) + " but test images are " +
+                     std::to_string(s.test.height) + "x" + std::to_string(s.test.width));
   return s;
 }
 
@@ -89,7 +91,7 @@ void fill_batch(const Dataset& d, const int64_t* indices, int n, float* out, int
     // One compare a sample, not a pixel: a bad index is an error, never a wild read.
     if (idx < 0 || idx >= d.count)
       throw InputError("fill_batch: sample index " + std::to_string(idx) + " is outside 0.." +
-                  std::to_string(d.count - 1));
+                       std::to_string(d.count - 1));
     const size_t i = static_cast<size_t>(idx);
     const uint8_t* __restrict src = images + i * size;
     float* __restrict dst = out + static_cast<size_t>(b) * size;

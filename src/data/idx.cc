@@ -138,22 +138,22 @@ IdxArray read_idx(const std::string& path) {
   std::vector<uint8_t> bytes = ends_with_gz(path) ? read_gz(path) : read_raw(path);
   if (bytes.size() < 4)
     throw InputError(path + ": too short for an IDX header (" + std::to_string(bytes.size()) +
-                " bytes)");
+                     " bytes)");
   if (bytes[0] != 0 || bytes[1] != 0)
     throw InputError(path + ": not an IDX file (bad magic " + hex_byte(bytes[0]) + " " +
-                hex_byte(bytes[1]) + ", expected 0x00 0x00)");
+                     hex_byte(bytes[1]) + ", expected 0x00 0x00)");
   const uint8_t type = bytes[2];
   if (type != kTypeUnsignedByte)
     throw InputError(path + ": IDX type " + hex_byte(type) + " (" + type_name(type) +
-                ") is not supported, expected 0x08 (unsigned byte)");
+                     ") is not supported, expected 0x08 (unsigned byte)");
   const int rank = bytes[3];
   if (rank < 1 || rank > kMaxRank)
     throw InputError(path + ": IDX rank " + std::to_string(rank) + " is not in 1.." +
-                std::to_string(kMaxRank));
+                     std::to_string(kMaxRank));
   const size_t header = 4 + 4 * static_cast<size_t>(rank);
   if (bytes.size() < header)
     throw InputError(path + ": too short for an IDX header of rank " + std::to_string(rank) + " (" +
-                std::to_string(bytes.size()) + " bytes, need " + std::to_string(header) + ")");
+                     std::to_string(bytes.size()) + " bytes, need " + std::to_string(header) + ")");
   IdxArray a;
   uint64_t total = 1;
   for (int i = 0; i < rank; ++i) {
@@ -167,10 +167,10 @@ IdxArray read_idx(const std::string& path) {
   const uint64_t have = bytes.size() - header;
   if (have < total)
     throw InputError(path + ": truncated: header says " + std::to_string(total) +
-                " bytes of data, file has " + std::to_string(have));
+                     " bytes of data, file has " + std::to_string(have));
   if (have > total)
     throw InputError(path + ": trailing bytes: header says " + std::to_string(total) +
-                " bytes of data, file has " + std::to_string(have));
+                     " bytes of data, file has " + std::to_string(have));
   bytes.erase(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(header));
   a.data = std::move(bytes);
   return a;
