@@ -136,6 +136,69 @@ bool jpeg_with_oversized_huffman_table(const uint8_t* d, size_t n) {
   return false;
 }
 
+// stb_image 2.27 also decodes a scan with a Huffman table that no DHT defined:
+// the table is uninitialised memory, and a symbol index read from it runs far
+// past the table (found by tests/fuzz/image_fuzz.cc). True if a scan (SOS)
+// selects a DC or AC table that no DHT before it defined. Tables are tracked
+// over the whole file: every FF C4 / FF DA pair counts after the first scan,
+// as in jpeg_with_oversized_huffman_table.
+bool jpeg_scan_with_undefined_huffman_table(const uint8_t* d, size_t n) {
+  size_t p = 0;
+  while (p < n && d[p] == 0xFF) ++p;
+  if (p == 0 || p >= n || d[p] != 0xD8) return false;
+  auto get8 = [&](size_t i) -> int { return i < n ? d[i] : 0; };
+  bool defined[2][4] = {}, progressive = false;
+  auto define = [&](size_t q) {  // a DHT whose length field starts at q
+    long left = (get8(q) << 8 | get8(q + 1)) - 2;
+    q += 2;
+    while (left > 0 && q < n) {
+      const int tc = get8(q) >> 4, th = get8(q) & 15;
+      if (tc > 1 || th > 3) return;
+      defined[tc][th] = true;
+      int codes = 0;
+      for (int i = 1; i <= 16; ++i) codes += get8(q + i);
+      q += 17 + static_cast<size_t>(codes);
+      left -= 17 + codes;
+    }
+  };
+  auto undefined_in_scan = [&](size_t q) {  // an SOS whose length field starts at q
+    const int ns = get8(q + 2);
+    const size_t after = q + 3 + 2 * static_cast<size_t>(ns);
+    const int ss = get8(after);
+    const bool dc = !progressive || ss == 0, ac = !progressive || ss != 0;
+    for (int c = 0; c < ns && c < 4; ++c) {
+      const int t = get8(q + 4 + 2 * static_cast<size_t>(c));
+      if ((dc && !defined[0][(t >> 4) & 3]) || (ac && !defined[1][t & 3])) return true;
+    }
+    return false;
+  };
+  ++p;
+  while (p < n) {  // the segments before the first scan, walked as stb walks them
+    if (d[p] != 0xFF) {
+      ++p;
+      continue;
+    }
+    while (p < n && d[p] == 0xFF) ++p;
+    if (p >= n) return false;
+    const int m = d[p++];
+    if (m == 0xC2) progressive = true;
+    if (m == 0xC4) define(p);
+    if (m == 0xDA) break;
+    if (m == 0xD9) return false;
+    if (m == 0x00 || m == 0x01 || (m >= 0xD0 && m <= 0xD8)) continue;
+    const size_t len = p + 1 < n ? static_cast<size_t>(d[p] << 8 | d[p + 1]) : 2;
+    p += std::max<size_t>(len, 2);
+  }
+  if (p >= n) return false;
+  if (undefined_in_scan(p)) return true;
+  for (size_t i = p; i + 1 < n; ++i) {
+    if (d[i] != 0xFF) continue;
+    if (d[i + 1] == 0xC4) define(i + 2);
+    if (d[i + 1] == 0xDA && undefined_in_scan(i + 2)) return true;
+  }
+  return false;
+}
+
 // stb_image 2.27 reads a PNM header's numbers into an int without an overflow
 // check (undefined behaviour), and a PNM shorter than its header promises
 // leaves part of the image uninitialised. This walks the header exactly as stb
@@ -199,6 +262,8 @@ GrayImage load_image_from_memory(const uint8_t* data, size_t size, const std::st
   if (const char* why = png_problem(data, size)) throw bad(name, why);
   if (jpeg_with_oversized_huffman_table(data, size))
     throw bad(name, "damaged JPEG (a Huffman table of more than 256 codes)");
+  if (jpeg_scan_with_undefined_huffman_table(data, size))
+    throw bad(name, "damaged JPEG (a scan uses a Huffman table that no DHT defined)");
   const int len = static_cast<int>(size);
   int w = 0, h = 0, comp = 0;
   if (!stbi_info_from_memory(data, len, &w, &h, &comp)) {
