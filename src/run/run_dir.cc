@@ -96,7 +96,17 @@ std::string create_run(const std::string& experiment_dir) {
     const std::string name = std::string(kPrefix) + std::to_string(n);
     const std::string dir = experiment_dir + "/" + name;
     if (::mkdir(dir.c_str(), 0755) == 0) {
-      point_latest(experiment_dir, name);
+      // Concurrent creators may rename their links in either order: each
+      // points `latest` at the highest version it sees and checks again, so
+      // the last rename always names the newest.
+      for (int tries = 0; tries < 100; ++tries) {
+        const std::string want = "version_" + std::to_string(highest_version(experiment_dir));
+        point_latest(experiment_dir, want);
+        std::error_code ec;
+        if (fs::read_symlink(experiment_dir + "/latest", ec).string() == want &&
+            "version_" + std::to_string(highest_version(experiment_dir)) == want)
+          break;
+      }
       return dir;
     }
     if (errno != EEXIST) throw Error(errno_message("cannot create run directory '" + dir + "'"));

@@ -74,6 +74,8 @@ TEST(RunDir, ConcurrentCreatorsGetDistinctVersions) {
     if (e.is_directory() && !e.is_symlink()) versions.insert(e.path().filename());
   EXPECT_EQ(versions.size(), static_cast<size_t>(kProcs));
   EXPECT_EQ(newest_run(exp), exp + "/version_" + std::to_string(kProcs - 1));
+  // Whatever order the creators renamed their links in, `latest` names the newest.
+  EXPECT_EQ(fs::read_symlink(exp + "/latest").string(), "version_" + std::to_string(kProcs - 1));
 }
 
 TEST(RunDir, RunOfFindsTheVersionAboveAPath) {
