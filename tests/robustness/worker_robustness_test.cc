@@ -60,6 +60,21 @@ class WorkerRobustness : public ::testing::Test {
     return r;
   }
 
+  // dpcnn-train on mnist-small in the background (its pid is the worker's:
+  // the shell execs it), output to `log`.
+  static pid_t spawn(const std::string& sets, const std::string& runs, const std::string& log) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      const std::string cmd =
+          std::string("exec ") + DPCNN_BIN_DIR +
+          "/dpcnn-train --config configs/mnist-small.yaml --set data.dir=" + data_ +
+          " runs_dir=" + runs + " distributed.threads_per_rank=1 " + sets + " >" + log + " 2>&1";
+      ::execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
+      ::_exit(127);
+    }
+    return pid;
+  }
+
   static std::string runs() { return (root_ / "runs").string(); }
   static std::string newest_checkpoint_of(const std::string& run_dir) {
     return resolve_checkpoint_path(run_dir + "/checkpoints");
@@ -189,18 +204,7 @@ TEST_F(WorkerRobustness, SecondWriterIsRefusedWithTheHoldersPid) {
   ASSERT_EQ(train("train.max_steps=1 train.eval=false", "", "configs/mnist-small.yaml", r).status,
             0);
   const std::string log = (root_ / "first.log").string();
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    const std::string cmd =
-        std::string("exec ") + DPCNN_BIN_DIR +
-        "/dpcnn-train --config configs/mnist-small.yaml --set data.dir=" + data_ +
-        " runs_dir=" + r +
-        " distributed.threads_per_rank=1 train.max_steps=150 "
-        "train.eval=false --resume auto >" +
-        log + " 2>&1";
-    ::execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
-    ::_exit(127);
-  }
+  const pid_t pid = spawn("train.max_steps=150 train.eval=false --resume auto", r, log);
   // Wait until the first one owns the directory.
   for (int i = 0; i < 600 && slurp(log).find("resuming from") == std::string::npos; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -219,18 +223,7 @@ TEST_F(WorkerRobustness, SecondWriterIsRefusedWithTheHoldersPid) {
 TEST_F(WorkerRobustness, KilledWorkerLeavesALoadableCheckpoint) {
   const std::string r = (root_ / "kill-runs").string();
   const std::string log = (root_ / "kill.log").string();
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    const std::string cmd =
-        std::string("exec ") + DPCNN_BIN_DIR +
-        "/dpcnn-train --config configs/mnist-small.yaml --set data.dir=" + data_ +
-        " runs_dir=" + r +
-        " distributed.threads_per_rank=1 train.eval=false "
-        "checkpoint.every_steps=1 >" +
-        log + " 2>&1";
-    ::execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
-    ::_exit(127);
-  }
+  const pid_t pid = spawn("train.eval=false checkpoint.every_steps=1", r, log);
   for (int i = 0; i < 600 && slurp(log).find("ckpt-0000000020.pb") == std::string::npos; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   ::kill(pid, SIGKILL);
