@@ -117,24 +117,25 @@ void BatchNorm::update_running_statistics(double count) {
   }
 }
 
+// One forward primitive (slice or global statistics, or inference) over src.
+void BatchNorm::run_forward(const dnnl::batch_normalization_forward& prim, const memory& src,
+                            const memory& mean, const memory& var) {
+  prim.execute(ctx_.stream, {{DNNL_ARG_SRC, src},
+                             {DNNL_ARG_SCALE, scale_},
+                             {DNNL_ARG_SHIFT, shift_},
+                             {DNNL_ARG_MEAN, mean},
+                             {DNNL_ARG_VARIANCE, var},
+                             {DNNL_ARG_DST, dst_}});
+}
+
 void BatchNorm::forward(const memory& src, const StepInfo&) {
   src_ = src;
   if (!training_) {
-    fwd_.execute(ctx_.stream, {{DNNL_ARG_SRC, src},
-                               {DNNL_ARG_SCALE, scale_},
-                               {DNNL_ARG_SHIFT, shift_},
-                               {DNNL_ARG_MEAN, run_mean_},
-                               {DNNL_ARG_VARIANCE, run_var_},
-                               {DNNL_ARG_DST, dst_}});
+    run_forward(fwd_, src, run_mean_, run_var_);
     return;
   }
   // This slice's statistics (and, without synchronization, the result).
-  fwd_.execute(ctx_.stream, {{DNNL_ARG_SRC, src},
-                             {DNNL_ARG_SCALE, scale_},
-                             {DNNL_ARG_SHIFT, shift_},
-                             {DNNL_ARG_MEAN, mean_},
-                             {DNNL_ARG_VARIANCE, var_},
-                             {DNNL_ARG_DST, dst_}});
+  run_forward(fwd_, src, mean_, var_);
   // The CPU engine with OpenMP executes synchronously: mean_ and var_ are
   // ready to read here (as for every host-side read in the layers).
   if (!synced()) {
@@ -143,12 +144,7 @@ void BatchNorm::forward(const memory& src, const StepInfo&) {
   }
   if (!sync_built_) build_sync_primitives();
   global_count_ = reduce_statistics(static_cast<double>(count_per_channel_));
-  fwd_global_.execute(ctx_.stream, {{DNNL_ARG_SRC, src},
-                                    {DNNL_ARG_SCALE, scale_},
-                                    {DNNL_ARG_SHIFT, shift_},
-                                    {DNNL_ARG_MEAN, mean_},
-                                    {DNNL_ARG_VARIANCE, var_},
-                                    {DNNL_ARG_DST, dst_}});
+  run_forward(fwd_global_, src, mean_, var_);
   update_running_statistics(global_count_);
 }
 

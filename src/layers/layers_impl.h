@@ -164,6 +164,8 @@ class BatchNorm : public Layer {
  private:
   bool synced() const { return training_ && sync_ && ctx_.stats_reducer != nullptr; }
   void build_sync_primitives();
+  void run_forward(const dnnl::batch_normalization_forward& prim, const memory& src,
+                   const memory& mean, const memory& var);
   // Sums this rank's (count, mean, variance) with every other rank's and
   // leaves the global mean and biased variance in mean_/var_; returns the
   // global count per channel.
