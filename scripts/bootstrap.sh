@@ -25,7 +25,13 @@ packages=(
   # ONNX export: Debian's onnx.proto; its test checks the model in the ONNX
   # checker and OpenCV's DNN module (runtimes no one here wrote)
   libonnx-dev python3-onnx python3-opencv
-  # the multi-host tests: ip netns
+  # monitoring: prometheus-cpp's registry and text format, cpp-httplib for
+  # the launcher's HTTP port; its tests scrape with a real Prometheus server
+  # (promtool checks the format) and load the web page in headless Chromium
+  prometheus-cpp-dev libcpp-httplib-dev prometheus chromium
+  # the Slurm test: a real slurmctld/slurmd with munge on this machine
+  slurm-wlm munge
+  # the multi-host tests: ip netns, tc netem for emulated links
   iproute2)
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(python3-torch python3-numpy libopenblas0-openmp)
