@@ -70,7 +70,7 @@ void scan_class(const fs::path& root, const std::string& split, const std::strin
       continue;
     }
     FolderFile f;
-    f.path = fs::relative(it->path(), root).string();
+    f.path = it->path().lexically_relative(root).string();  // no syscalls, unlike fs::relative
     f.label = label;
     f.size = static_cast<uint64_t>(st.st_size);
     f.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;

@@ -45,7 +45,8 @@ def timed(fn):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default="data/fashion-mnist")
-    ap.add_argument("--config", default="configs/fashion-mnist.yaml")
+    ap.add_argument("--config", default="configs/mnist.yaml",
+                    help="the model (its data.class_names must fit the folder names, 0..9)")
     ap.add_argument("--bin", default="build/bin")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--work", default="", help="scratch folder (default: a temp dir, removed)")
