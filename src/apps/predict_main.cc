@@ -185,7 +185,8 @@ void print_confusion(const std::vector<std::vector<int64_t>>& confusion, bool js
 int evaluate_idx(const Options& o, dpcnn::SavedModel& m) {
   const IdxSet s = read_idx_set(o.idx);
   if (s.channels != m.channels || s.height != m.height || s.width != m.width)
-    throw dpcnn::InputError("'" + o.idx[0] + "' holds " + std::to_string(s.channels) + "x" +
+    throw dpcnn::InputError("'" + o.idx[0] + "' holds " +
+                            (s.channels > 1 ? std::to_string(s.channels) + "x" : "") +
                             std::to_string(s.height) + "x" + std::to_string(s.width) +
                             " images; the model takes " + std::to_string(m.channels) + "x" +
                             std::to_string(m.height) + "x" + std::to_string(m.width));

@@ -9,8 +9,12 @@
 namespace dpcnn {
 namespace {
 
+// lround for x >= 0 (halves away from zero) without the libm call, which took
+// 2% of dpcnn-predict on a folder: x - floor(x) is exact in float.
 uint8_t to_byte(float v01) {
-  return static_cast<uint8_t>(std::lround(std::clamp(v01, 0.0f, 1.0f) * 255.0f));
+  const float x = std::clamp(v01, 0.0f, 1.0f) * 255.0f;
+  const int r = static_cast<int>(x);
+  return static_cast<uint8_t>(r + (x - static_cast<float>(r) >= 0.5f ? 1 : 0));
 }
 
 }  // namespace
