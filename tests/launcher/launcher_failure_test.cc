@@ -43,6 +43,18 @@ class LaunchFailure : public testing::Launch {
   void signal_workers(int sig) {
     for (pid_t w : workers(tmp.string())) kill(w, sig);
   }
+  // mpirun of this test's job (its command line names the test's directory).
+  pid_t mpirun() {
+    for (const auto& d : fs::directory_iterator("/proc")) {
+      const std::string name = d.path().filename();
+      if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+      std::string cmd = slurp(d.path() / "cmdline");
+      std::replace(cmd.begin(), cmd.end(), '\0', ' ');
+      if (cmd.rfind("mpirun", 0) != std::string::npos || cmd.find("/mpirun ") != std::string::npos)
+        if (cmd.find(tmp.string()) != std::string::npos) return std::stoi(name);
+    }
+    return -1;
+  }
 
   // Alive and not a zombie.
   static bool running(pid_t p) {
@@ -155,6 +167,12 @@ TEST_F(LaunchFailure, StopOfAHungJobEndsItWithoutRestart) {
   start("--set train.epochs=50 --set launcher.stall_timeout_s=3");
   connect();
   wait_for([](const pb::JobStatus& s) { return s.step() > 5; });
+  // Frozen for good: mpirun too, or its SIGCONT before SIGTERM would wake the
+  // ranks and they would checkpoint at the stop after all (workers stop
+  // cleanly on SIGTERM).
+  const pid_t launcher_mpirun = mpirun();
+  ASSERT_GT(launcher_mpirun, 0) << log();
+  kill(launcher_mpirun, SIGSTOP);
   signal_workers(SIGSTOP);
   EXPECT_EQ(testing::sh(status_bin() + " --stop --run " + run_dir.string()).status, 0);
   EXPECT_EQ(wait_exit(60s), exit_code::kStoppedNoCheckpoint) << log();
