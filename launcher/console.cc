@@ -1,5 +1,6 @@
 #include "launcher/console.h"
 
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 namespace dpcnn::launcher {
@@ -27,6 +28,11 @@ void Console::live(const std::string& text) {
   std::lock_guard lock(mu_);
   erase_locked();
   live_ = text;
+  // A line wider than the terminal wraps, and "\r\033[K" then erases only its
+  // last row: cut it to the columns - 1 (when the terminal says its width).
+  winsize ws{};
+  if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1 && live_.size() >= ws.ws_col)
+    live_.resize(ws.ws_col - 1);
   std::fputs(live_.c_str(), stdout);
   std::fflush(stdout);
 }

@@ -15,7 +15,7 @@ class Console {
   Console();
   void line(std::FILE* to, const std::string& text);  // text without '\n'
   void say(const std::string& text) { line(stdout, "launcher: " + text); }
-  void live(const std::string& text);  // TTY only; no-op otherwise
+  void live(const std::string& text);  // TTY only, cut to its width; no-op otherwise
   void clear_live();
   bool tty() const { return tty_; }
 

@@ -30,6 +30,7 @@
 #include "launcher/run_paths.h"
 #include "launcher/status_server.h"
 #include "launcher/status_service.h"
+#include "launcher/status_text.h"
 #include "launcher/supervisor.h"
 #include "report/rpc_versions.h"
 #include "run/run_dir.h"
@@ -82,10 +83,12 @@ int main(int argc, char** argv) {
   CLI::App app{"dpcnn-launch: run a training job under supervision, with a gRPC status service"};
   std::string config_path, hostfile, train_bin, resume;
   std::vector<std::string> sets;
-  int np = 1;
+  int np = 0;  // 0: not given
   bool insecure = false;
   app.add_option("--config", config_path, "experiment YAML file")->required();
-  app.add_option("--np", np, "number of ranks")->check(CLI::Range(1, 4096));
+  app.add_option("--np", np,
+                 "number of ranks (default: the config's distributed.ranks, which defaults to 1)")
+      ->check(CLI::Range(1, 4096));
   app.add_option("--hostfile", hostfile, "mpirun hostfile");
   std::vector<std::string> mpirun_args;
   app.add_option("--mpirun-arg", mpirun_args,
@@ -208,6 +211,7 @@ int main(int argc, char** argv) {
     info.run_id = cfg.name + "-" + random_hex(4);
     info.config_name = cfg.name;
     info.config_path = config_path;
+    info.config_path_absolute = fs::absolute(config_path).lexically_normal().string();
     info.max_restarts = cfg.launcher.max_restarts;
     info.batch_size = cfg.train.batch_size;
     info.token = token;
@@ -220,7 +224,7 @@ int main(int argc, char** argv) {
     const bool fresh = target.run_dir.empty();
     run_dir = fresh ? dpcnn::create_run(experiment_dir) : target.run_dir;
     lock = dpcnn::RunLock::acquire(run_dir, command_line(argc, argv));  // BusyError if held
-    service->set_run_dir(run_dir);
+    service->set_run_dir(run_dir, fs::absolute(run_dir).lexically_normal().string());
     if (fresh)
       std::printf(
           "launcher: new run %s%s\n", run_dir.c_str(),
@@ -238,12 +242,18 @@ int main(int argc, char** argv) {
       std::error_code ec;
       fs::remove(run_dir + "/status.ca", ec);  // an earlier TLS launch of this run
     }
+    {
+      // An earlier launch's final status (a --resume of this run): this job's
+      // goes there when it ends.
+      std::error_code ec;
+      fs::remove(run_dir + "/status.json", ec);
+    }
     addr_file = run_dir + "/status.addr";
     dpcnn::launcher::write_file_checked(addr_file, server.addr + "\n");
     std::printf("status: listening on %s (in %s)\n", server.addr.c_str(), addr_file.c_str());
     std::fflush(stdout);
 
-    opt.np = np;
+    opt.np = np > 0 ? np : cfg.distributed.ranks;
     opt.hostfile = hostfile;
     opt.mpirun_args = mpirun_args;
     opt.config_path = config_path;
@@ -261,6 +271,10 @@ int main(int argc, char** argv) {
       opt.np = HostPool(elastic->hosts).total_ranks();
       opt.elastic = elastic;
     }
+    std::printf("launcher: %d rank(s)%s\n", opt.np,
+                elastic  ? " (the hostfile's slots: launcher.elastic)"
+                : np > 0 ? ""
+                         : " (the config's distributed.ranks; --np N overrides)");
     if (!hostfile.empty() && dpcnn::launcher::is_loopback_address(server.addr))
       std::printf("launcher: note: rank 0 reports to %s, so it must run on this host\n",
                   server.addr.c_str());
@@ -291,6 +305,15 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     console.say(std::string("error: ") + e.what());
     service->set_state(dpcnn::v1::JOB_STATE_FAILED, "launcher error", e.what());
+  }
+  // The final status stays readable after the launcher (dpcnn-status --run
+  // reads it): written whole before status.addr goes.
+  const std::string final_status = run_dir + "/status.json";
+  try {
+    dpcnn::launcher::write_file_checked(
+        final_status, dpcnn::launcher::status_json(service->snapshot(), true) + "\n");
+  } catch (const std::exception& e) {
+    console.say(std::string("cannot write the final status: ") + e.what());
   }
   // Watchers get the final state, then the server goes; status.addr goes with
   // it, so dpcnn-status never dials a port that may belong to someone else.

@@ -3,13 +3,16 @@
 // (read from the run directory's `token`) stops it or asks for a checkpoint.
 // It finds the launcher through the run directory's status.addr (--run, or
 // the newest served run under ./runs), or dials --addr; --timeout waits for a
-// launcher that has not started yet. Every failure is one line and an exit
-// code from src/core/exit_codes.h.
+// launcher that has not started yet. A run whose launcher has ended is shown
+// from its final status.json. --watch redraws one screen on a terminal (like
+// top) and prints one line per update otherwise. Every failure is one line
+// and an exit code from src/core/exit_codes.h.
 #include <grpcpp/grpcpp.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -34,7 +37,8 @@ using Clock = std::chrono::steady_clock;
 // Where the launcher is, or why it cannot be found yet.
 struct Target {
   std::string addr, run_dir;
-  std::string missing;  // "" when found
+  std::string final_status;  // the run's status.json: its launcher has ended
+  std::string missing;       // "" when found
   int code = dpcnn::exit_code::kFailure;
 };
 
@@ -64,9 +68,12 @@ Target locate(const std::string& addr, const std::string& run) {
   t.addr = addr;
   if (!addr.empty() && run.empty())  // the run served there, for its token and certificate
     t.run_dir = dpcnn::launcher::served_run_at("runs", addr);
+  if (!t.run_dir.empty() && fs::exists(t.run_dir + "/status.json"))
+    t.final_status = t.run_dir + "/status.json";
   if (t.addr.empty()) {
     t.addr = read_first_line(t.run_dir + "/status.addr");
-    if (t.addr.empty()) t.missing = "no launcher is serving " + t.run_dir + " (no status.addr)";
+    if (t.addr.empty() && t.final_status.empty())
+      t.missing = "no launcher is serving " + t.run_dir + " (no status.addr)";
   }
   return t;
 }
@@ -90,6 +97,13 @@ int fail(const Target& t, const grpc::Status& st) {
     case grpc::StatusCode::INVALID_ARGUMENT:
       std::fprintf(stderr, "dpcnn-status: %s: %s\n", where.c_str(), st.error_message().c_str());
       return dpcnn::exit_code::kBadInput;
+    case grpc::StatusCode::UNIMPLEMENTED:
+    case grpc::StatusCode::INTERNAL:
+    case grpc::StatusCode::UNKNOWN:
+      std::fprintf(stderr,
+                   "dpcnn-status: %s does not answer as a dpcnn-launch status service (%s)\n",
+                   where.c_str(), st.error_message().c_str());
+      return dpcnn::exit_code::kFailure;
     default:
       std::fprintf(stderr, "dpcnn-status: %s: %s\n", where.c_str(), st.error_message().c_str());
       return dpcnn::exit_code::kFailure;
@@ -106,6 +120,45 @@ std::shared_ptr<grpc::ChannelCredentials> credentials(const std::string& ca_path
   return grpc::SslCredentials(ssl);
 }
 
+// The screen of --watch on a terminal: cleared and redrawn whole, like top.
+void draw_screen(const Target& t, const pb::JobStatus& s) {
+  char clock[16] = "";
+  const std::time_t now = std::time(nullptr);
+  std::strftime(clock, sizeof clock, "%H:%M:%S", std::localtime(&now));
+  std::printf("\033[H\033[2J%s  dpcnn-status --watch  %s  (Ctrl-C leaves, the job goes on)\n\n%s",
+              clock, t.addr.c_str(), dpcnn::launcher::status_text(s).c_str());
+}
+
+// A run whose launcher has ended: its final status.json, shown like a live
+// one. Returns the exit code.
+int show_final(const Target& t, bool json, bool watch, bool control) {
+  std::ifstream f(t.final_status);
+  const std::string text((std::istreambuf_iterator<char>(f)), {});
+  pb::JobStatus s;
+  std::string error;
+  if (!dpcnn::launcher::status_from_json(text, &s, &error)) {
+    error = error.substr(0, error.find('\n'));  // protobuf adds the text and a caret
+    std::fprintf(stderr, "dpcnn-status: %s: not a final status (%s)\n", t.final_status.c_str(),
+                 error.c_str());
+    return dpcnn::exit_code::kFailure;
+  }
+  const char* state = pb::JobState_Name(s.state()).c_str() + 10;  // drop "JOB_STATE_"
+  if (control) {
+    std::fprintf(stderr, "dpcnn-status: the job of %s has ended (%s); its final status is %s\n",
+                 t.run_dir.c_str(), state, t.final_status.c_str());
+    return dpcnn::exit_code::kFailure;
+  }
+  if (json)
+    std::printf("%s\n", dpcnn::launcher::status_json(s, !watch).c_str());
+  else if (watch)
+    std::printf("%s\n", dpcnn::launcher::status_line(s).c_str());
+  else
+    std::printf("%s(final status from %s: the launcher has ended)\n",
+                dpcnn::launcher::status_text(s).c_str(), t.final_status.c_str());
+  return watch && s.state() == pb::JOB_STATE_FAILED ? dpcnn::exit_code::kFailure
+                                                    : dpcnn::exit_code::kOk;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -119,11 +172,15 @@ int main(int argc, char** argv) {
   app.add_option("--run", run,
                  "run directory (runs/<name>/version_<N>) or experiment directory (runs/<name>: "
                  "its newest run); default: the newest run under ./runs with a status.addr");
-  app.add_flag("--watch", watch, "follow the status live until the job ends");
+  app.add_flag("--watch", watch,
+               "follow the status live until the job ends: one screen redrawn in place on a "
+               "terminal, one line per update when piped");
   app.add_flag("--json", json, "protobuf JSON mapping (one object a line with --watch)");
   auto* stop_opt =
       app.add_flag("--stop", stop, "checkpoint and stop the job (needs the run token)");
-  app.add_flag("--checkpoint", checkpoint, "write a checkpoint now (needs the run token)")
+  app.add_flag("--checkpoint", checkpoint,
+               "write a checkpoint now and wait (up to 60 s) to print its step and path (needs "
+               "the run token)")
       ->excludes(stop_opt);
   app.add_option("--timeout", timeout,
                  "wait up to this many seconds for the launcher (its status.addr and its "
@@ -157,6 +214,13 @@ int main(int argc, char** argv) {
       }
       std::fprintf(stderr, "dpcnn-status: %s\n", t.missing.c_str());
       return t.code;
+    }
+    if (t.addr.empty()) {  // ended: with --timeout, a new launch of it may yet come
+      if (waiting()) {
+        pause();
+        continue;
+      }
+      return show_final(t, json, watch, stop || checkpoint);
     }
     if (run.empty() && addr.empty() && announced != t.run_dir) {
       std::fprintf(stderr, "dpcnn-status: %s (the newest run under ./runs with a status.addr)\n",
@@ -196,9 +260,20 @@ int main(int argc, char** argv) {
         st = stub->Stop(&ctx, req, &reply);
         msg = reply.message();
       } else {
+        // Waits until rank 0 says the checkpoint is written, and says where.
+        const int wait_ms = 60000;
+        ctx.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::milliseconds(wait_ms + 5000));
+        pb::CheckpointRequest req;
+        req.set_wait_ms(wait_ms);
         pb::CheckpointReply reply;
-        st = stub->Checkpoint(&ctx, pb::CheckpointRequest(), &reply);
-        msg = reply.message();
+        st = stub->Checkpoint(&ctx, req, &reply);
+        if (st.ok() && !reply.written()) {
+          std::fprintf(stderr, "dpcnn-status: checkpoint not written within %d s: %s\n",
+                       wait_ms / 1000, reply.message().c_str());
+          return dpcnn::exit_code::kFailure;
+        }
+        msg = "checkpoint written at step " + std::to_string(reply.step()) + ": " + reply.path();
       }
       if (st.ok()) {
         std::printf("%s\n", msg.c_str());
@@ -211,21 +286,17 @@ int main(int argc, char** argv) {
       auto reader = stub->WatchStatus(&wctx, req);
       pb::JobStatus s;
       const bool tty = isatty(STDOUT_FILENO) && !json;
-      pb::JobState last = pb::JOB_STATE_UNSPECIFIED;
       bool any = false;
       while (reader->Read(&s)) {
         any = true;
         if (json)
           std::printf("%s\n", dpcnn::launcher::status_json(s, false).c_str());
         else if (tty)
-          std::printf("\r%s\033[K%s", dpcnn::launcher::status_line(s).c_str(),
-                      s.state() != last ? "\n" : "");
+          draw_screen(t, s);
         else
           std::printf("%s\n", dpcnn::launcher::status_line(s).c_str());
-        last = s.state();
         std::fflush(stdout);
       }
-      if (tty && any) std::printf("\n");
       st = reader->Finish();
       if (st.ok())
         return s.state() == pb::JOB_STATE_FAILED ? dpcnn::exit_code::kFailure
@@ -246,6 +317,13 @@ int main(int argc, char** argv) {
     if (st.error_code() == grpc::StatusCode::UNAVAILABLE && waiting()) {
       pause();
       continue;
+    }
+    // Gone, with its final status written (it ended between our reads).
+    if (st.error_code() == grpc::StatusCode::UNAVAILABLE && !t.run_dir.empty() &&
+        fs::exists(t.run_dir + "/status.json")) {
+      Target done = t;
+      done.final_status = t.run_dir + "/status.json";
+      return show_final(done, json, watch, stop || checkpoint);
     }
     return fail(t, st);
   }

@@ -33,7 +33,7 @@ std::string run_to_query(const std::string& dir) {
   const fs::path d = dir;
   std::error_code ec;
   if (is_version_name(fs::weakly_canonical(fs::absolute(d), ec).filename().string()) ||
-      fs::exists(d / "status.addr", ec))
+      fs::exists(d / "status.addr", ec) || fs::exists(d / "status.json", ec))
     return dir;
   const std::string newest = dpcnn::newest_run(dir);
   return newest;

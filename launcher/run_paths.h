@@ -22,9 +22,9 @@ struct ResumeTarget {
 // nothing to resume.
 ResumeTarget resolve_resume(const std::string& arg, const std::string& experiment_dir);
 
-// dpcnn-status --run DIR: DIR itself when it is a run (version) directory,
-// else the newest run of DIR taken as an experiment directory; "" when DIR is
-// neither.
+// dpcnn-status --run DIR: DIR itself when it is a run (version) directory
+// (or holds a status.addr or status.json), else the newest run of DIR taken as
+// an experiment directory; "" when DIR is neither.
 std::string run_to_query(const std::string& dir);
 
 // The run under `runs_root` (runs/<name>/version_<N>, or a pre-versions

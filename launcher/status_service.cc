@@ -5,6 +5,8 @@
 #include <netinet/in.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <optional>
 
 namespace dpcnn::launcher {
 
@@ -16,6 +18,13 @@ namespace {
 
 bool is_terminal(pb::JobState s) {
   return s == pb::JOB_STATE_FINISHED || s == pb::JOB_STATE_FAILED;
+}
+
+std::string absolute_path(const std::string& p) {
+  if (p.empty()) return p;
+  std::error_code ec;
+  const auto a = std::filesystem::absolute(p, ec);
+  return ec ? p : a.lexically_normal().string();
 }
 
 // Compares every byte whatever the first mismatch, so that response times do
@@ -44,9 +53,9 @@ class StatusService::StatusApi final : public pb::Status::Service {
                     pb::StopReply* reply) override {
     return s_.stop(*ctx, *req, reply);
   }
-  grpc::Status Checkpoint(grpc::ServerContext* ctx, const pb::CheckpointRequest*,
+  grpc::Status Checkpoint(grpc::ServerContext* ctx, const pb::CheckpointRequest* req,
                           pb::CheckpointReply* reply) override {
-    return s_.checkpoint(*ctx, reply);
+    return s_.checkpoint(*ctx, *req, reply);
   }
 
  private:
@@ -73,6 +82,9 @@ StatusService::StatusService(JobInfo info)
   status_.set_run_id(info_.run_id);
   status_.set_config_name(info_.config_name);
   status_.set_config_path(info_.config_path);
+  status_.set_config_path_absolute(info_.config_path_absolute.empty()
+                                       ? absolute_path(info_.config_path)
+                                       : info_.config_path_absolute);
   status_.set_max_restarts(info_.max_restarts);
   *status_.mutable_start_time() = TimeUtil::GetCurrentTime();
   *status_.mutable_update_time() = status_.start_time();
@@ -97,7 +109,10 @@ void StatusService::begin_attempt(int attempt) {
   status_.set_attempt(attempt);
   if (!health_.stop_requested) status_.set_state(pb::JOB_STATE_STARTING);
   health_.reported = false;
+  health_.started = false;
   health_.finished = false;
+  status_.set_eta_known(false);  // no speed of this attempt yet
+  status_.set_eta_seconds(0);
   health_.finish_stopped = false;
   health_.restart_requested = false;
   health_.last_progress = Clock::now();
@@ -108,9 +123,11 @@ void StatusService::begin_attempt(int attempt) {
   touch_locked();
 }
 
-void StatusService::set_run_dir(const std::string& run_dir) {
+void StatusService::set_run_dir(const std::string& run_dir, const std::string& absolute) {
   std::lock_guard lock(mu_);
   status_.set_run_dir(run_dir);
+  status_.set_run_dir_absolute(absolute.empty() ? absolute_path(run_dir) : absolute);
+  status_.set_status_file(status_.run_dir_absolute() + "/status.json");
   touch_locked();
 }
 
@@ -120,6 +137,10 @@ void StatusService::set_state(pb::JobState state, const std::string& message,
   status_.set_state(state);
   if (!message.empty()) status_.set_message(message);
   if (!error.empty()) status_.set_error(error);
+  if (is_terminal(state)) {  // done: nothing left (known, 0); failed: no ETA
+    status_.set_eta_known(state == pb::JOB_STATE_FINISHED);
+    status_.set_eta_seconds(0);
+  }
   touch_locked();
 }
 
@@ -128,6 +149,10 @@ void StatusService::count_restart(const std::string& why) {
   status_.set_restarts(status_.restarts() + 1);
   status_.set_state(pb::JOB_STATE_RESTARTING);
   status_.set_error(why);
+  status_.set_last_restart_reason(why);
+  *status_.mutable_last_restart_time() = TimeUtil::GetCurrentTime();
+  status_.set_eta_known(false);
+  status_.set_eta_seconds(0);
   status_.set_message("restarting from the last checkpoint: " + why);
   touch_locked();
 }
@@ -217,7 +242,10 @@ grpc::Status StatusService::watch(grpc::ServerContext* ctx, const pb::WatchStatu
       std::clamp(req.min_interval_ms() ? req.min_interval_ms() : 200, 100, 60000));
   std::unique_lock lock(mu_);
   if (shutting_down_) return {grpc::StatusCode::UNAVAILABLE, "the launcher is shutting down"};
-  if (watchers_ >= kMaxWatchers) return {grpc::StatusCode::RESOURCE_EXHAUSTED, "too many watchers"};
+  if (watchers_ >= kMaxWatchers)
+    return {grpc::StatusCode::RESOURCE_EXHAUSTED,
+            "too many watchers: this launcher serves at most " + std::to_string(kMaxWatchers) +
+                " WatchStatus streams at once (GetStatus has no limit)"};
   ++watchers_;
   uint64_t sent = ~uint64_t{0};
   auto next = Clock::now();
@@ -260,6 +288,7 @@ grpc::Status StatusService::report(const grpc::ServerContext& ctx, const pb::Rep
     status_.set_steps_per_epoch(s.steps_per_epoch());
     status_.set_total_steps(s.total_steps());
     status_.set_resumed_from_step(s.start_step());  // 0: this attempt started afresh
+    health_.started = true;
     if (s.start_step() > 0) {
       status_.set_step(s.start_step());
       status_.set_message("resumed at step " + std::to_string(s.start_step()));
@@ -276,10 +305,13 @@ grpc::Status StatusService::report(const grpc::ServerContext& ctx, const pb::Rep
     status_.set_loss(p.loss());
     status_.set_accuracy(p.accuracy());
     status_.set_images_per_sec(p.images_per_sec());
+    status_.set_lr(p.lr());
     const int64_t left = std::max<int64_t>(0, status_.total_steps() - p.global_step());
-    status_.set_eta_seconds(p.images_per_sec() > 0 && info_.batch_size > 0
-                                ? left * double(info_.batch_size) / p.images_per_sec()
-                                : 0);
+    const bool known = status_.total_steps() > 0 &&
+                       (left == 0 || (p.images_per_sec() > 0 && info_.batch_size > 0));
+    status_.set_eta_known(known);
+    status_.set_eta_seconds(known && left > 0 ? left * double(info_.batch_size) / p.images_per_sec()
+                                              : 0);
   }
   for (const auto& e : req.epochs()) {
     // A resumed attempt may finish an epoch the history already has: replace it.
@@ -292,7 +324,9 @@ grpc::Status StatusService::report(const grpc::ServerContext& ctx, const pb::Rep
   }
   if (req.has_checkpoint()) {
     status_.set_last_checkpoint(req.checkpoint().path());
+    status_.set_last_checkpoint_absolute(absolute_path(req.checkpoint().path()));
     status_.set_last_checkpoint_step(req.checkpoint().global_step());
+    ++ckpt_reports_;
     news = true;
   }
   if (req.has_finish()) {
@@ -317,6 +351,9 @@ grpc::Status StatusService::report(const grpc::ServerContext& ctx, const pb::Rep
   } else if (checkpoint_pending_) {
     reply->set_command(pb::COMMAND_CHECKPOINT);
     checkpoint_pending_ = false;
+    ckpt_delivered_ = ckpt_requested_;
+    ckpt_reports_at_delivery_ = ckpt_reports_;
+    changed_.notify_all();
   }
   return grpc::Status::OK;
 }
@@ -339,16 +376,54 @@ grpc::Status StatusService::stop(const grpc::ServerContext& ctx, const pb::StopR
   return grpc::Status::OK;
 }
 
-grpc::Status StatusService::checkpoint(const grpc::ServerContext& ctx, pb::CheckpointReply* reply) {
+grpc::Status StatusService::checkpoint(const grpc::ServerContext& ctx,
+                                       const pb::CheckpointRequest& req,
+                                       pb::CheckpointReply* reply) {
   if (grpc::Status st = check_token(ctx); !st.ok()) return st;
-  std::lock_guard lock(mu_);
+  if (req.wait_ms() < 0 || req.wait_ms() > kMaxCheckpointWaitMs)
+    return {grpc::StatusCode::INVALID_ARGUMENT,
+            "wait_ms must be in [0, " + std::to_string(kMaxCheckpointWaitMs) + "]"};
+  std::unique_lock lock(mu_);
   if (is_terminal(status_.state()) || health_.stop_requested)
     return {grpc::StatusCode::FAILED_PRECONDITION, "the job is ending"};
   checkpoint_pending_ = true;
+  const uint64_t mine = ++ckpt_requested_;
   status_.set_message("checkpoint requested by " + ctx.peer());
   touch_locked();
+  reply->set_step(status_.step());
   reply->set_message(
-      "requested: rank 0 writes a checkpoint at its next step after its next report");
+      "requested: rank 0 writes a checkpoint at its next step after its next report "
+      "(after step " +
+      std::to_string(status_.step()) + ")");
+  if (req.wait_ms() == 0) return grpc::Status::OK;
+  // Wait for the first checkpoint rank 0 reports after it got the command,
+  // until wait_ms, the call's deadline, the client leaving or the job ending.
+  auto until = std::chrono::system_clock::now() + std::chrono::milliseconds(req.wait_ms());
+  until = std::min(until, ctx.deadline());
+  std::optional<uint64_t> base;
+  for (;;) {
+    if (!base && ckpt_delivered_ >= mine) base = ckpt_reports_at_delivery_;
+    if (base && ckpt_reports_ > *base) {
+      reply->set_written(true);
+      reply->set_step(status_.last_checkpoint_step());
+      reply->set_path(status_.last_checkpoint_absolute());
+      reply->set_message("written at step " + std::to_string(status_.last_checkpoint_step()) +
+                         ": " + status_.last_checkpoint_absolute());
+      return grpc::Status::OK;
+    }
+    const auto now = std::chrono::system_clock::now();
+    if (now >= until || ctx.IsCancelled() || shutting_down_ || is_terminal(status_.state()) ||
+        health_.stop_requested)
+      break;
+    changed_.wait_for(
+        lock, std::min<std::chrono::system_clock::duration>(until - now, std::chrono::seconds(1)));
+  }
+  reply->set_step(status_.step());
+  reply->set_message(std::string(base ? "rank 0 got the request but has not reported the "
+                                        "checkpoint yet"
+                                      : "rank 0 has not fetched the request yet") +
+                     " (at step " + std::to_string(status_.step()) +
+                     "); it stays requested: see last_checkpoint_step");
   return grpc::Status::OK;
 }
 

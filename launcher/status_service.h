@@ -25,6 +25,7 @@ namespace dpcnn::launcher {
 
 struct JobInfo {
   std::string run_id, config_name, config_path;
+  std::string config_path_absolute;
   int max_restarts = 3;
   int batch_size = 0;  // global; turns images/s into an ETA
   std::string token;   // the run token: Stop, Checkpoint and Report need it
@@ -32,10 +33,11 @@ struct JobInfo {
 
 // What the supervisor needs to decide about the current attempt.
 struct AttemptHealth {
-  bool reported = false;                                // rank 0 has reported in this attempt
-  bool ever_stepped = false;                            // some report with step > 0, in any attempt
-  bool finished = false;                                // rank 0 reported on_finish in this attempt
-  bool finish_stopped = false;                          // ... and said it ended on a stop
+  bool reported = false;        // rank 0 has reported in this attempt
+  bool started = false;         // ... and its start report (ranks, steps) has arrived
+  bool ever_stepped = false;    // some report with step > 0, in any attempt
+  bool finished = false;        // rank 0 reported on_finish in this attempt
+  bool finish_stopped = false;  // ... and said it ended on a stop
   std::chrono::steady_clock::time_point last_progress;  // attempt start, or last new step/event
   bool stop_requested = false;
   std::string stop_reason;
@@ -55,7 +57,9 @@ class StatusService {
 
   // Supervisor side.
   void begin_attempt(int attempt);  // STARTING (unless stopping); resets the stall clock
-  void set_run_dir(const std::string& run_dir);  // once it exists (after the server starts)
+  // Once it exists (after the server starts); `absolute` is the same directory
+  // resolved on this host (JobStatus.run_dir_absolute, status_file).
+  void set_run_dir(const std::string& run_dir, const std::string& absolute = "");
   void set_state(v1::JobState state, const std::string& message, const std::string& error = "");
   void count_restart(const std::string& why);  // RESTARTING, restarts += 1
   // Sends STOP to the workers in every following report reply. Returns false if
@@ -74,8 +78,10 @@ class StatusService {
   // Ends every WatchStatus stream (after one last snapshot) and refuses new ones.
   void shutdown();
 
-  // Limits, public for tests.
+  // Limits, public for tests. kMaxWatchers is documented in status.proto and
+  // the README: change all three together.
   static constexpr int kMaxWatchers = 64;
+  static constexpr int kMaxCheckpointWaitMs = 600000;
 
  private:
   class StatusApi;
@@ -89,7 +95,8 @@ class StatusService {
                       v1::ReportReply* reply);
   grpc::Status stop(const grpc::ServerContext& ctx, const v1::StopRequest& req,
                     v1::StopReply* reply);
-  grpc::Status checkpoint(const grpc::ServerContext& ctx, v1::CheckpointReply* reply);
+  grpc::Status checkpoint(const grpc::ServerContext& ctx, const v1::CheckpointRequest& req,
+                          v1::CheckpointReply* reply);
 
   const JobInfo info_;
   std::unique_ptr<StatusApi> status_api_;
@@ -101,6 +108,11 @@ class StatusService {
   uint64_t version_ = 0;
   AttemptHealth health_;
   bool checkpoint_pending_ = false;
+  // Checkpoint requests handed out, and checkpoint reports seen: a Checkpoint
+  // call that waits is answered by the first report after its request went
+  // out to rank 0.
+  uint64_t ckpt_requested_ = 0, ckpt_delivered_ = 0;
+  uint64_t ckpt_reports_ = 0, ckpt_reports_at_delivery_ = 0;
   bool shutting_down_ = false;
   int watchers_ = 0;
 };

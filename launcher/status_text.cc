@@ -36,14 +36,36 @@ __attribute__((format(printf, 2, 3))) void append(std::string& out, const char* 
   out += b;
 }
 
+// The newest epoch that was evaluated on validation data, or null.
+const pb::EpochRecord* last_validated(const pb::JobStatus& s) {
+  for (int i = s.history_size() - 1; i >= 0; --i)
+    if (s.history(i).val_loss() >= 0) return &s.history(i);
+  return nullptr;
+}
+
 }  // namespace
+
+std::string eta_text(const pb::JobStatus& s) {
+  if (s.state() == pb::JOB_STATE_FINISHED) return "done";
+  if (!s.eta_known()) return "unknown";
+  return s.eta_seconds() > 0 ? duration(s.eta_seconds()) : "done";
+}
 
 std::string status_line(const pb::JobStatus& s) {
   std::string out;
-  append(out, "%s epoch %d/%d step %lld/%lld loss %.4f acc %.4f %.0f img/s ETA %s restarts %d",
+  append(out, "%s epoch %d/%d step %lld/%lld loss %.4f acc %.4f (epoch so far)",
          state_name(s.state()), s.epoch(), s.epochs(), static_cast<long long>(s.step()),
-         static_cast<long long>(s.total_steps()), s.loss(), s.accuracy(), s.images_per_sec(),
-         duration(s.eta_seconds()).c_str(), s.restarts());
+         static_cast<long long>(s.total_steps()), s.loss(), s.accuracy());
+  if (const pb::EpochRecord* v = last_validated(s)) append(out, " val_acc %.4f", v->val_accuracy());
+  if (s.has_result()) append(out, " test_acc %.4f", s.test_accuracy());
+  if (s.lr() > 0) append(out, " lr %.3g", s.lr());
+  append(out, " %.0f img/s ETA %s restarts %d", s.images_per_sec(), eta_text(s).c_str(),
+         s.restarts());
+  if (!s.last_restart_reason().empty()) {
+    std::string why = s.last_restart_reason();
+    if (why.size() > 80) why = why.substr(0, 77) + "...";
+    out += " (last: " + why + ")";
+  }
   return out;
 }
 
@@ -51,10 +73,15 @@ std::string status_text(const pb::JobStatus& s) {
   using google::protobuf::util::TimeUtil;
   std::string out;
   append(out, "run         %s (%s, %s)\n", s.run_id().c_str(), s.config_name().c_str(),
-         s.config_path().c_str());
-  if (!s.run_dir().empty()) append(out, "directory   %s\n", s.run_dir().c_str());
+         (s.config_path_absolute().empty() ? s.config_path() : s.config_path_absolute()).c_str());
+  if (!s.run_dir().empty())
+    append(out, "directory   %s\n",
+           (s.run_dir_absolute().empty() ? s.run_dir() : s.run_dir_absolute()).c_str());
   append(out, "state       %s, attempt %d, restarts %d/%d\n", state_name(s.state()), s.attempt(),
          s.restarts(), s.max_restarts());
+  if (!s.last_restart_reason().empty())
+    out += "restarted   " + TimeUtil::ToString(s.last_restart_time()) + ": " +
+           s.last_restart_reason() + "\n";
   std::string hosts;
   for (const auto& h : s.hosts()) hosts += (hosts.empty() ? "" : ", ") + h;
   append(out, "ranks       %d%s%s\n", s.ranks(), hosts.empty() ? "" : " on ", hosts.c_str());
@@ -70,22 +97,32 @@ std::string status_text(const pb::JobStatus& s) {
              std::to_string(c.ranks_after()) + " rank(s)\n";
   }
   const double pct = s.total_steps() > 0 ? 100.0 * s.step() / s.total_steps() : 0;
-  append(out, "progress    epoch %d/%d, step %lld/%lld (%.1f%%), loss %.4f, accuracy %.4f\n",
-         s.epoch(), s.epochs(), static_cast<long long>(s.step()),
-         static_cast<long long>(s.total_steps()), pct, s.loss(), s.accuracy());
+  append(out, "progress    epoch %d/%d, step %lld/%lld (%.1f%%)\n", s.epoch(), s.epochs(),
+         static_cast<long long>(s.step()), static_cast<long long>(s.total_steps()), pct);
+  append(out, "training    loss %.4f, accuracy %.4f (rank 0, running mean of this epoch so far)\n",
+         s.loss(), s.accuracy());
   if (s.resumed_from_step() > 0)
     append(out, "resumed     from step %lld\n", static_cast<long long>(s.resumed_from_step()));
-  append(out, "speed       %.0f images/s, ETA %s\n", s.images_per_sec(),
-         duration(s.eta_seconds()).c_str());
+  append(out, "speed       %.0f images/s, ETA %s", s.images_per_sec(), eta_text(s).c_str());
+  if (s.lr() > 0) append(out, ", learning rate %.6g", s.lr());
+  out += "\n";
   if (!s.last_checkpoint().empty())
-    append(out, "checkpoint  %s (step %lld)\n", s.last_checkpoint().c_str(),
-           static_cast<long long>(s.last_checkpoint_step()));
+    append(
+        out, "checkpoint  %s (step %lld)\n",
+        (s.last_checkpoint_absolute().empty() ? s.last_checkpoint() : s.last_checkpoint_absolute())
+            .c_str(),
+        static_cast<long long>(s.last_checkpoint_step()));
+  if (s.history_size() > 0)
+    out += "epochs      (loss/accuracy: mean of the whole epoch, all ranks)\n";
   for (const auto& e : s.history()) {
     append(out, "epoch %-5d loss %.4f accuracy %.4f", e.epoch(), e.loss(), e.accuracy());
     if (e.val_loss() >= 0)
       append(out, " val_loss %.4f val_accuracy %.4f", e.val_loss(), e.val_accuracy());
     append(out, " (%.0f img/s)\n", e.images_per_sec());
   }
+  if (const pb::EpochRecord* v = last_validated(s))
+    append(out, "validation  val_loss %.4f val_accuracy %.4f (after epoch %d)\n", v->val_loss(),
+           v->val_accuracy(), v->epoch());
   if (s.has_result())
     append(out, "result      test_loss %.4f test_acc %.4f (%lld samples)\n", s.test_loss(),
            s.test_accuracy(), static_cast<long long>(s.test_count()));
@@ -99,6 +136,14 @@ std::string status_text(const pb::JobStatus& s) {
   if (!s.message().empty()) out += "message     " + s.message() + "\n";
   if (!s.error().empty()) out += "error       " + s.error() + "\n";
   return out;
+}
+
+bool status_from_json(const std::string& json, pb::JobStatus* s, std::string* error) {
+  google::protobuf::util::JsonParseOptions o;
+  o.ignore_unknown_fields = true;  // written by a newer launcher
+  const auto st = google::protobuf::util::JsonStringToMessage(json, s, o);
+  if (!st.ok() && error) *error = std::string(st.message());
+  return st.ok();
 }
 
 std::string status_json(const pb::JobStatus& s, bool pretty) {

@@ -19,6 +19,7 @@
 #include "checkpoint/checkpoint.h"
 #include "core/exit_codes.h"
 #include "launcher/checkpoint_check.h"
+#include "launcher/status_text.h"
 
 namespace dpcnn::launcher {
 
@@ -36,25 +37,6 @@ std::string describe_wait_status(int st) {
   if (WIFEXITED(st)) return "exited with status " + std::to_string(WEXITSTATUS(st));
   if (WIFSIGNALED(st)) return std::string("killed by ") + strsignal(WTERMSIG(st));
   return "ended (wait status " + std::to_string(st) + ")";
-}
-
-const char* state_name(pb::JobState s) {
-  switch (s) {
-    case pb::JOB_STATE_STARTING:
-      return "STARTING";
-    case pb::JOB_STATE_RUNNING:
-      return "RUNNING";
-    case pb::JOB_STATE_RESTARTING:
-      return "RESTARTING";
-    case pb::JOB_STATE_STOPPING:
-      return "STOPPING";
-    case pb::JOB_STATE_FINISHED:
-      return "FINISHED";
-    case pb::JOB_STATE_FAILED:
-      return "FAILED";
-    default:
-      return "UNKNOWN";
-  }
 }
 
 // mpirun ends a failed job with a framed explanation; the worker's own line
@@ -184,12 +166,16 @@ Supervisor::Supervisor(LaunchOptions options, StatusService& service, Console& c
 
 void Supervisor::on_signal(int) { signals_.fetch_add(1); }
 
-void Supervisor::show(const pb::JobStatus& s, pb::JobStatus& shown) {
-  // Once per attempt, when its start report arrives (begin_attempt zeroes
-  // the ranks; an earlier heartbeat would show the last attempt's).
-  if (s.ranks() > 0 && shown.ranks() == 0) {
+void Supervisor::show(const pb::JobStatus& s, bool started, pb::JobStatus& shown) {
+  // Once per attempt, from rank 0's start report: its first report may be a
+  // bare heartbeat that knows no ranks or steps yet.
+  if (!start_said_ && started && s.ranks() > 0) {
+    start_said_ = true;
     console_.say("rank 0 reporting: " + std::to_string(s.ranks()) + " rank(s), " +
-                 std::to_string(s.total_steps()) + " steps");
+                 std::to_string(s.total_steps()) + " steps" +
+                 (s.resumed_from_step() > 0
+                      ? " (from step " + std::to_string(s.resumed_from_step()) + ")"
+                      : ""));
   }
   // A step beyond where the workers resumed: their start report alone (which
   // moves the step to the checkpoint's) is not training yet.
@@ -208,17 +194,13 @@ void Supervisor::show(const pb::JobStatus& s, pb::JobStatus& shown) {
       failed_at_.reset();
     }
   }
-  if (console_.tty() && s.total_steps() > 0) {
-    char b[256];
-    std::snprintf(b, sizeof b,
-                  "launcher: %s epoch %d/%d step %lld/%lld loss %.4f acc %.4f %.0f img/s ETA %.0fs "
-                  "restarts %d",
-                  state_name(s.state()), s.epoch(), s.epochs(), static_cast<long long>(s.step()),
-                  static_cast<long long>(s.total_steps()), s.loss(), s.accuracy(),
-                  s.images_per_sec(), s.eta_seconds(), s.restarts());
-    console_.live(b);
-  }
+  if (console_.tty() && s.total_steps() > 0) console_.live("launcher: " + status_line(s));
   shown = s;
+}
+
+void Supervisor::show_now(pb::JobStatus& shown) {
+  const bool started = service_.health().started;  // before the snapshot: it then has the start
+  show(service_.snapshot(), started, shown);
 }
 
 Supervisor::Attempt Supervisor::run_attempt(int attempt, const std::string& resume) {
@@ -236,6 +218,7 @@ Supervisor::Attempt Supervisor::run_attempt(int attempt, const std::string& resu
   OutputPump pump(group.stdout_fd(), group.stderr_fd(), console_);
   Attempt a;
   pb::JobStatus shown = service_.snapshot();
+  start_said_ = false;
   std::optional<Clock::time_point> stop_deadline;
   auto last_live = Clock::now();
   for (;;) {
@@ -275,7 +258,7 @@ Supervisor::Attempt Supervisor::run_attempt(int attempt, const std::string& resu
     }
     if (Clock::now() - last_live >= milliseconds(250)) {
       if (elastic_) elastic_->tick(service_.snapshot());
-      show(service_.snapshot(), shown);
+      show_now(shown);
       last_live = Clock::now();
     }
     usleep(50000);
@@ -284,7 +267,7 @@ Supervisor::Attempt Supervisor::run_attempt(int attempt, const std::string& resu
   const int st = group.terminate(opt_.kill_grace);
   if (!a.killed) a.status = st;
   pump.finish();
-  show(service_.snapshot(), shown);
+  show_now(shown);
   console_.clear_live();
   a.worker_error = pump.worker_error();
   a.error_lines = pump.error_lines();

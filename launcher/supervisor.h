@@ -27,7 +27,7 @@ namespace dpcnn::launcher {
 
 struct LaunchOptions {
   std::string mpirun;  // full path
-  int np = 1;
+  int np = 1;          // --np, else the config's distributed.ranks
   std::string hostfile;
   std::vector<std::string> mpirun_args;  // passed through (e.g. --mca btl_tcp_if_include ...)
   std::string train_bin;                 // full path of dpcnn-train
@@ -76,7 +76,8 @@ class Supervisor {
   };
   Attempt run_attempt(int attempt, const std::string& resume);
   int stopped(bool workers_ok, const std::string& how);
-  void show(const v1::JobStatus& s, v1::JobStatus& shown);
+  void show(const v1::JobStatus& s, bool started, v1::JobStatus& shown);
+  void show_now(v1::JobStatus& shown);
 
   const LaunchOptions opt_;
   StatusService& service_;
@@ -85,6 +86,7 @@ class Supervisor {
   const std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now();
   std::optional<std::chrono::steady_clock::time_point> failed_at_;
   bool first_step_seen_ = false;
+  bool start_said_ = false;           // this attempt's "rank 0 reporting" line
   std::unique_ptr<Elastic> elastic_;  // null unless launcher.elastic
 };
 

@@ -714,12 +714,14 @@ Config Parser::parse(const YAML::Node& root) const {
   data.read_string("cache_dir", cfg.data.cache_dir);
 
   const Section train =
-      sub(*this, top, "train", {"epochs", "batch_size", "eval_batch_size", "max_steps", "eval"});
+      sub(*this, top, "train",
+          {"epochs", "batch_size", "eval_batch_size", "max_steps", "eval", "progress_interval_s"});
   train.read_int("epochs", cfg.train.epochs, 1);
   train.read_int("batch_size", cfg.train.batch_size, 1);
   train.read_int("eval_batch_size", cfg.train.eval_batch_size, 1);
   train.read_int("max_steps", cfg.train.max_steps, 0);
   train.read_bool("eval", cfg.train.eval);
+  train.read_int("progress_interval_s", cfg.train.progress_interval_s, 0, 86400);
 
   OptimizerConfig& o = cfg.optimizer;
   const Section opt = sub(*this, top, "optimizer",
@@ -787,10 +789,12 @@ Config Parser::parse(const YAML::Node& root) const {
                     "'data.preprocess' mnist makes 1-channel digits but model.input has " +
                         std::to_string(cfg.model.input[0]) + " channels; use resize or none");
 
-  const Section dist = sub(*this, top, "distributed", {"overlap", "bucket_kb", "threads_per_rank"});
+  const Section dist =
+      sub(*this, top, "distributed", {"overlap", "bucket_kb", "threads_per_rank", "ranks"});
   dist.read_bool("overlap", cfg.distributed.overlap);
   dist.read_int("bucket_kb", cfg.distributed.bucket_kb, 1, 1 << 20);
   dist.read_int("threads_per_rank", cfg.distributed.threads_per_rank, 0, 4096);
+  dist.read_int("ranks", cfg.distributed.ranks, 1, 4096);
 
   const Section ckpt = sub(*this, top, "checkpoint", {"every_steps", "keep"});
   ckpt.read_int("every_steps", cfg.checkpoint.every_steps, 0);

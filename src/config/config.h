@@ -82,6 +82,9 @@ struct TrainConfig {
   int eval_batch_size = 64;  // global, for evaluation only (bounds its memory)
   int max_steps = 0;         // > 0: stop after this many steps (tests, benchmarks)
   bool eval = true;          // evaluate on the test set after each epoch
+  // Without a live bar (logs, mpirun): a progress line this often inside an
+  // epoch, besides the epoch's last line; 0: epoch lines only.
+  int progress_interval_s = 10;
 };
 
 struct ModelConfig {
@@ -94,6 +97,7 @@ struct DistributedConfig {
   bool overlap = true;       // bucketed MPI_Iallreduce during backward
   int bucket_kb = 64;        // small model: small buckets start reducing while conv2 runs backward
   int threads_per_rank = 0;  // 0: host cores / ranks on the host
+  int ranks = 1;             // dpcnn-launch's rank count when no --np is given
 };
 
 struct CheckpointConfig {

@@ -2,6 +2,7 @@
 
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -143,12 +144,18 @@ LossResult Trainer::step(const std::vector<int64_t>& order, int64_t s) {
 // between steps, on every rank at the same step.
 void Trainer::train_epoch(int epoch) {
   const std::vector<int64_t> order = epoch_order(cfg_.seed, epoch, data_.train.count);
-  Progress progress(comm_.rank() == 0, opts_.live_progress);
-  progress.begin_epoch(epoch + 1, cfg_.train.epochs, steps_per_epoch_);
+  ProgressOptions po;
+  po.enabled = comm_.rank() == 0;
+  po.live = opts_.live_progress;
+  po.interval_s = cfg_.train.progress_interval_s;
+  Progress progress(po);
+  const int64_t first = epoch == start_epoch_ ? start_step_ : 0;
+  // max_steps may end this epoch early: the bar ends at the true count.
+  const int64_t last = std::min(steps_per_epoch_, first + (total_steps_ - global_step_));
+  progress.begin_epoch(epoch + 1, cfg_.train.epochs, last, first);
   const auto epoch_start = Clock::now();
   double loss_sum = 0, correct = 0;
   int64_t seen = 0;
-  const int64_t first = epoch == start_epoch_ ? start_step_ : 0;
   int64_t s = first;
   for (; s < steps_per_epoch_; ++s) {
     if (handle_command(epoch, s) || global_step_ >= total_steps_) {
@@ -179,7 +186,7 @@ void Trainer::train_epoch(int epoch) {
   }
   char ips[48];
   std::snprintf(ips, sizeof ips, " - %.0f img/s", m.images_per_sec);
-  progress.end_epoch(m.loss, m.accuracy, extra + ips);
+  progress.end_epoch(s, m.loss, m.accuracy, extra + ips);
   if (comm_.rank() == 0 && opts_.observer) opts_.observer->on_epoch_end(m);
   if (s == steps_per_epoch_)
     save_checkpoint(epoch + 1, 0);
@@ -200,7 +207,7 @@ bool Trainer::handle_command(int epoch, int64_t step_in_epoch) {
   const bool signalled = v[1] > 0;
   if (signalled) cmd = static_cast<int32_t>(Command::kStop);
   if (cmd == static_cast<int32_t>(Command::kNone)) return false;
-  save_checkpoint(epoch, step_in_epoch);
+  save_checkpoint(epoch, step_in_epoch, /*on_command=*/true);
   if (cmd != static_cast<int32_t>(Command::kStop)) return false;
   if (comm_.rank() == 0)
     std::printf("stopped at step %lld%s\n", static_cast<long long>(global_step_),

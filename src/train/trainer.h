@@ -101,7 +101,9 @@ class Trainer {
   void record_times(Clock::time_point t0, Clock::time_point t1, Clock::time_point t2,
                     Clock::time_point t3, int64_t images);
   // trainer_checkpoint.cc
-  void save_checkpoint(int epoch, int64_t step_in_epoch);
+  // on_command: a checkpoint asked for by the observer's command, reported to
+  // it even when this step was already saved.
+  void save_checkpoint(int epoch, int64_t step_in_epoch, bool on_command = false);
   void resume(const std::string& what);
   void check_resumed_config(const std::string& saved_yaml, const std::string& path);
 
@@ -118,7 +120,8 @@ class Trainer {
   int64_t steps_per_epoch_ = 0, total_steps_ = 0, global_step_ = 0;
   int start_epoch_ = 0;
   int64_t start_step_ = 0, saved_step_ = -1;
-  float lr_ = 0;  // of the last step
+  std::string saved_path_;  // of saved_step_
+  float lr_ = 0;            // of the last step
   PhaseTimes times_;
   std::vector<EpochMetrics> history_;
   std::string run_dir_;

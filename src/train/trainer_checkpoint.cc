@@ -26,8 +26,14 @@ EpochMetrics from_record(const MetricsRecord& r) {
 
 }  // namespace
 
-void Trainer::save_checkpoint(int epoch, int64_t step_in_epoch) {
-  if (comm_.rank() != 0 || global_step_ == saved_step_ || run_dir_.empty()) return;
+void Trainer::save_checkpoint(int epoch, int64_t step_in_epoch, bool on_command) {
+  if (comm_.rank() != 0 || run_dir_.empty()) return;
+  if (global_step_ == saved_step_) {
+    // Asked for one at a step already saved (e.g. right after an epoch end):
+    // that checkpoint is the answer, and the launcher waits to hear so.
+    if (on_command && opts_.observer) opts_.observer->on_checkpoint(saved_path_, global_step_);
+    return;
+  }
   const auto t0 = std::chrono::steady_clock::now();
   CheckpointData c;
   save_model(model_, opt_.get(), cfg_.optimizer.type, &c);
@@ -41,6 +47,7 @@ void Trainer::save_checkpoint(int epoch, int64_t step_in_epoch) {
   const std::string path =
       CheckpointDir(run_dir_ + "/checkpoints").save(c, std::max(1, cfg_.checkpoint.keep));
   saved_step_ = global_step_;
+  saved_path_ = path;
   const double ms =
       1e3 * std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("checkpoint %s (step %lld, %.1f ms)\n", path.c_str(),
@@ -67,6 +74,7 @@ void Trainer::resume(const std::string& what) {
     if (found) {
       if (!run_dir_.empty()) check_resumed_config(c.config_yaml, path);  // not when only reading
       load_model(c, path, &model_, opt_.get(), cfg_.optimizer.type);
+      saved_path_ = path;
       pos[0] = 1;
       pos[1] = c.epoch;
       pos[2] = c.step_in_epoch;

@@ -272,5 +272,33 @@ TEST_F(Launch, StatusWaitsForALateLauncher) {
   EXPECT_EQ(wait_exit(60s), 0) << log();
 }
 
+// Without --np the launcher starts the config's distributed.ranks (1 unless
+// set), says so, and --help shows that default; its log then reports the
+// job's real rank and step counts.
+TEST_F(Launch, RanksDefaultToTheConfigAndTheLogSaysThem) {
+  std::string help;
+  EXPECT_EQ(run_sync(std::string(DPCNN_BIN_DIR) + "/dpcnn-launch --help", &help), 0);
+  EXPECT_NE(help.find("default: the config's distributed.ranks, which defaults to 1"),
+            std::string::npos)
+      << help;
+  std::string cmd = launch_command(
+      "--set distributed.ranks=2 --set train.max_steps=20 "
+      "--set train.eval=false");
+  const size_t np = cmd.find(" --np 2 ");
+  ASSERT_NE(np, std::string::npos) << cmd;
+  cmd = cmd.substr(0, np) + cmd.substr(np + 7);  // keeps one of the two spaces
+  log_path = tmp / "launch.log";
+  pid = spawn(cmd, log_path);
+  EXPECT_EQ(wait_exit(), 0) << log();
+  const std::string l = log();
+  EXPECT_NE(l.find("launcher: 2 rank(s) (the config's distributed.ranks; --np N overrides)\n"),
+            std::string::npos)
+      << l;
+  EXPECT_NE(l.find(" -np 2 "), std::string::npos) << l;
+  EXPECT_NE(l.find("launcher: rank 0 reporting: 2 rank(s), 20 steps\n"), std::string::npos) << l;
+  // The epoch that max_steps ends early ends its progress line at 20/20.
+  EXPECT_NE(l.find("\n20/20 ["), std::string::npos) << l;
+}
+
 }  // namespace
 }  // namespace dpcnn

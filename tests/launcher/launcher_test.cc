@@ -22,6 +22,7 @@
 
 #include "dpcnn/v1/status.grpc.pb.h"
 #include "launch_fixture.h"
+#include "launcher/status_text.h"
 
 namespace dpcnn {
 namespace {
@@ -167,6 +168,12 @@ TEST_F(Launch, StatusAndWatchDuringARun) {
   EXPECT_EQ(s.epochs(), 3);
   EXPECT_EQ(s.total_steps(), 3 * 128);
   EXPECT_EQ(s.config_name(), "mnist-small");
+  // The worker's learning rate (mnist-small: Adam, constant 1e-3) and the
+  // absolute paths a client elsewhere can use.
+  EXPECT_FLOAT_EQ(static_cast<float>(s.lr()), 1e-3f);
+  EXPECT_EQ(s.config_path_absolute(), std::string(DPCNN_SOURCE_DIR) + "/configs/mnist-small.yaml");
+  EXPECT_EQ(s.run_dir_absolute(), fs::absolute(run_dir).lexically_normal().string());
+  EXPECT_EQ(s.status_file(), s.run_dir_absolute() + "/status.json");
 
   struct stat sb;
   ASSERT_EQ(stat((run_dir / "token").c_str(), &sb), 0);
@@ -205,7 +212,25 @@ TEST_F(Launch, StatusAndWatchDuringARun) {
   const std::string l = log();
   EXPECT_NE(l.find("Epoch 3/3"), std::string::npos);
   EXPECT_NE(l.find("test_loss"), std::string::npos);
+  // The real numbers of a 2-rank job, once rank 0's start report is in.
+  EXPECT_NE(l.find("launcher: rank 0 reporting: 2 rank(s), 384 steps\n"), std::string::npos) << l;
+  EXPECT_EQ(l.find("reporting: 0 rank(s)"), std::string::npos) << l;
   EXPECT_FALSE(fs::exists(run_dir / "status.addr"));
+  // The final status stays: status.json, and dpcnn-status --run shows it.
+  pb::JobStatus final_status;
+  std::string why;
+  ASSERT_TRUE(launcher::status_from_json(slurp(run_dir / "status.json"), &final_status, &why))
+      << why;
+  EXPECT_EQ(final_status.state(), pb::JOB_STATE_FINISHED);
+  EXPECT_EQ(final_status.step(), 3 * 128);
+  EXPECT_TRUE(final_status.eta_known());  // done, not unknown
+  EXPECT_EQ(final_status.eta_seconds(), 0);
+  EXPECT_EQ(
+      run_sync(std::string(DPCNN_BIN_DIR) + "/dpcnn-status --run " + experiment.string(), &out), 0)
+      << out;
+  EXPECT_NE(out.find("state       FINISHED"), std::string::npos) << out;
+  EXPECT_NE(out.find("ETA done"), std::string::npos) << out;
+  EXPECT_NE(out.find("(final status from " + final_status.status_file()), std::string::npos) << out;
 }
 
 // kill -9 of one worker mid-epoch: the launcher restarts from the last
@@ -307,10 +332,31 @@ TEST_F(Launch, TerminalShowsALiveStatusLine) {
   const std::string l = log();
   EXPECT_TRUE(std::regex_search(
       l, std::regex(R"(\r\x1b\[Klauncher: RUNNING epoch [1-3]/3 step [0-9]+/384 loss [0-9.]+ )"
-                    R"(acc [0-9.]+ [0-9]+ img/s ETA [0-9]+s restarts 0)")))
+                    R"(acc [0-9.]+ \(epoch so far\)[^\r]* [0-9]+ img/s ETA [0-9]+s restarts 0)")))
       << l;
   EXPECT_NE(l.find("Epoch 3/3"), std::string::npos) << l;
   EXPECT_NE(l.find("launcher: finished"), std::string::npos) << l;
+}
+
+// On an 80-column terminal the live line is cut to 79 columns: a wider one
+// would wrap, and its in-place redraw would then leave a row behind each time.
+TEST_F(Launch, TerminalLiveLineFitsItsWidth) {
+  log_path = tmp / "launch.log";
+  t0 = Clock::now();
+  pid = spawn("script -qfec 'stty cols 80 rows 30; " +
+                  launch_command("--set train.epochs=1 --set train.eval=false") + "' /dev/null",
+              log_path);
+  EXPECT_EQ(wait_exit(), 0) << log();
+  const std::string l = log();
+  size_t lives = 0;
+  for (size_t p = l.find("\r\x1b[Klauncher: "); p != std::string::npos;
+       p = l.find("\r\x1b[Klauncher: ", p + 1)) {
+    const size_t begin = p + 4, end = l.find_first_of("\r\n", begin);
+    const std::string shown = l.substr(begin, end == std::string::npos ? end : end - begin);
+    EXPECT_LE(shown.size(), 79u) << shown;
+    ++lives;
+  }
+  EXPECT_GT(lives, 0u) << l;
 }
 
 // A second Ctrl-C does not wait for the checkpoint: the group dies at once.

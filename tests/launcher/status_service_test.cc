@@ -14,9 +14,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <thread>
 
 #include "launcher/status_server.h"
+#include "launcher/status_text.h"
 #include "launcher/supervisor.h"
 #include "report/reporter.h"
 
@@ -228,6 +230,131 @@ TEST_F(StatusServiceTest, CheckpointCommandIsDeliveredOnce) {
   EXPECT_EQ(c, Command::kCheckpoint);
   std::this_thread::sleep_for(200ms);  // several more reports
   EXPECT_EQ(r->poll_command(), Command::kNone);
+}
+
+// The learning rate passes through; paths come absolute beside the relative
+// ones; the ETA says "unknown" before any speed and after a failure, and
+// "done" (known, 0) once no step is left; a restart keeps its reason.
+TEST_F(StatusServiceTest, LrPathsEtaAndRestartReason) {
+  pb::JobStatus s = get();
+  EXPECT_FALSE(s.eta_known());
+  EXPECT_EQ(s.config_path(), "configs/test.yaml");
+  EXPECT_EQ(s.config_path_absolute(),
+            (std::filesystem::current_path() / "configs/test.yaml").string());
+  service->set_run_dir("runs/test/version_3");
+  s = get();
+  EXPECT_EQ(s.run_dir(), "runs/test/version_3");
+  EXPECT_EQ(s.run_dir_absolute(),
+            (std::filesystem::current_path() / "runs/test/version_3").string());
+  EXPECT_EQ(s.status_file(), s.run_dir_absolute() + "/status.json");
+  {
+    auto r = reporter();
+    r->on_start(run_info());
+    ProgressInfo p = progress(60);
+    p.lr = 2.5e-4;
+    r->on_progress(p);
+    r->on_checkpoint("runs/test/version_3/checkpoints/ckpt-0000000060.pb", 60);
+  }
+  s = get();
+  EXPECT_DOUBLE_EQ(s.lr(), 2.5e-4);
+  EXPECT_TRUE(s.eta_known());
+  EXPECT_NEAR(s.eta_seconds(), 40 * 32 / 3200.0, 1e-9);
+  EXPECT_EQ(s.last_checkpoint(), "runs/test/version_3/checkpoints/ckpt-0000000060.pb");
+  EXPECT_EQ(s.last_checkpoint_absolute(), s.run_dir_absolute() + "/checkpoints/ckpt-0000000060.pb");
+  service->count_restart("mpirun exited with status 1: rank 1 on h1: out of memory");
+  s = get();
+  EXPECT_FALSE(s.eta_known());  // the next attempt's speed is not known yet
+  EXPECT_EQ(s.last_restart_reason(), "mpirun exited with status 1: rank 1 on h1: out of memory");
+  EXPECT_GT(s.last_restart_time().seconds(), 0);
+  {
+    auto r = reporter();
+    r->on_progress(progress(100));
+  }
+  s = get();
+  EXPECT_TRUE(s.eta_known());
+  EXPECT_EQ(s.eta_seconds(), 0);
+  EXPECT_EQ(eta_text(s), "done");
+  service->set_state(pb::JOB_STATE_FAILED, "gave up", "worker died");
+  EXPECT_FALSE(get().eta_known());
+  EXPECT_EQ(eta_text(get()), "unknown");
+  service->set_state(pb::JOB_STATE_FINISHED, "finished");
+  EXPECT_TRUE(get().eta_known());
+  EXPECT_EQ(eta_text(get()), "done");
+}
+
+// A Checkpoint call that waits is answered with the step and path of the
+// checkpoint rank 0 wrote for it: a fake training loop that steps, polls its
+// command like the trainer and checkpoints when told. A checkpoint written
+// before the request (an epoch end) is not taken for the requested one.
+TEST_F(StatusServiceTest, CheckpointReplySaysTheStepItWasWrittenAt) {
+  auto r = reporter();
+  r->on_start(run_info());
+  std::atomic<bool> end{false};
+  std::atomic<int64_t> written{-1};
+  std::thread loop([&] {
+    for (int64_t step = 1; !end; ++step) {
+      if (r->poll_command() == Command::kCheckpoint) {
+        r->on_checkpoint("runs/test/checkpoints/ckpt-" + std::to_string(step) + ".pb", step);
+        written = step;
+      }
+      r->on_progress(progress(step % 100));
+      if (step == 5) r->on_checkpoint("runs/test/checkpoints/ckpt-5.pb", 5);  // before the request
+      std::this_thread::sleep_for(5ms);
+    }
+  });
+  wait_for([](const pb::JobStatus& s) { return s.last_checkpoint_step() == 5; });
+  auto call = [&](int wait_ms, pb::CheckpointReply* reply) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 30s);
+    ctx.AddMetadata("authorization", std::string("Bearer ") + kToken);
+    pb::CheckpointRequest req;
+    req.set_wait_ms(wait_ms);
+    return stub->Checkpoint(&ctx, req, reply);
+  };
+  pb::CheckpointReply reply;
+  ASSERT_TRUE(call(20000, &reply).ok());
+  EXPECT_TRUE(reply.written()) << reply.message();
+  EXPECT_EQ(reply.step(), written.load());
+  EXPECT_GT(reply.step(), 5);
+  EXPECT_EQ(reply.path(), (std::filesystem::current_path() /
+                           ("runs/test/checkpoints/ckpt-" + std::to_string(reply.step()) + ".pb"))
+                              .string());
+  EXPECT_EQ(reply.message(),
+            "written at step " + std::to_string(reply.step()) + ": " + reply.path());
+  // Without a wait (an old client): at once, the step it comes after.
+  pb::CheckpointReply quick;
+  ASSERT_TRUE(call(0, &quick).ok());
+  EXPECT_FALSE(quick.written());
+  EXPECT_GE(quick.step(), 0);
+  EXPECT_NE(quick.message().find("requested"), std::string::npos) << quick.message();
+  EXPECT_EQ(call(-1, &quick).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  end = true;
+  loop.join();
+}
+
+// At most kMaxWatchers streams; one more is refused with a message that says
+// the limit, and a GetStatus still answers.
+TEST_F(StatusServiceTest, WatcherLimitIsSaidInTheError) {
+  std::vector<std::unique_ptr<grpc::ClientContext>> ctxs;
+  std::vector<std::unique_ptr<grpc::ClientReader<pb::JobStatus>>> readers;
+  for (int i = 0; i < StatusService::kMaxWatchers; ++i) {
+    ctxs.push_back(std::make_unique<grpc::ClientContext>());
+    readers.push_back(stub->WatchStatus(ctxs.back().get(), {}));
+    pb::JobStatus s;
+    ASSERT_TRUE(readers.back()->Read(&s)) << i;  // it holds a slot now
+  }
+  grpc::ClientContext extra;
+  auto reader = stub->WatchStatus(&extra, {});
+  pb::JobStatus s;
+  EXPECT_FALSE(reader->Read(&s));
+  const grpc::Status st = reader->Finish();
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(st.error_message(),
+            "too many watchers: this launcher serves at most 64 WatchStatus streams at once "
+            "(GetStatus has no limit)");
+  EXPECT_EQ(get().run_id(), "test-run");
+  for (auto& c : ctxs) c->TryCancel();
+  for (auto& r : readers) r->Finish();
 }
 
 TEST_F(StatusServiceTest, OversizedAndBadRequestsGetErrorCodes) {

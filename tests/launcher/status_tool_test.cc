@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -16,6 +17,7 @@
 #include "../integration/process_testing.h"
 #include "core/exit_codes.h"
 #include "launcher/status_service.h"
+#include "launcher/status_text.h"
 #include "report/reporter.h"
 
 namespace dpcnn::launcher {
@@ -26,6 +28,8 @@ namespace pb = dpcnn::v1;
 using namespace std::chrono_literals;
 
 const char* kToken = "00112233445566778899aabbccddeeff";
+
+int lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
 
 class StatusTool : public ::testing::Test {
  protected:
@@ -98,6 +102,7 @@ class StatusTool : public ::testing::Test {
     p.loss = 0.25;
     p.accuracy = 0.875;
     p.images_per_sec = images_per_sec;
+    p.lr = 5e-4;
     r->on_progress(p);
     r->on_finish({0.3, 0.95, 203, 0, false});
   }  // the reporter's destructor flushes
@@ -113,14 +118,18 @@ TEST_F(StatusTool, TextShowsEachPartOfTheStatus) {
   report_a_run(10);
   const testing::Result r = status("--run " + run.string());
   ASSERT_EQ(r.status, 0) << r.output;
+  const std::string cwd = fs::current_path().string();
   const std::string want[] = {
-      "run         job-1234 (job, configs/job.yaml)\n",
+      "run         job-1234 (job, " + cwd + "/configs/job.yaml)\n",
       "state       RUNNING, attempt 0, restarts 0/3\n",
       "ranks       2 on h0, h1\n",
-      "progress    epoch 2/2, step 60/100 (60.0%), loss 0.2500, accuracy 0.8750\n",
-      "speed       10 images/s, ETA 2m08s\n",
-      "checkpoint  runs/job/checkpoints/ckpt-0000000050.pb (step 50)\n",
+      "progress    epoch 2/2, step 60/100 (60.0%)\n",
+      "training    loss 0.2500, accuracy 0.8750 (rank 0, running mean of this epoch so far)\n",
+      "speed       10 images/s, ETA 2m08s, learning rate 0.0005\n",
+      "checkpoint  " + cwd + "/runs/job/checkpoints/ckpt-0000000050.pb (step 50)\n",
+      "epochs      (loss/accuracy: mean of the whole epoch, all ranks)\n",
       "epoch 1     loss 0.5000 accuracy 0.8000 val_loss 0.4000 val_accuracy 0.9000 (1234 img/s)\n",
+      "validation  val_loss 0.4000 val_accuracy 0.9000 (after epoch 1)\n",
       "result      test_loss 0.3000 test_acc 0.9500 (203 samples)\n",
   };
   for (const std::string& line : want)
@@ -134,7 +143,7 @@ TEST_F(StatusTool, LongEtaIsInHoursAndJsonHasEveryField) {
   report_a_run(0.1);
   testing::Result r = status("--run " + run.string());
   ASSERT_EQ(r.status, 0) << r.output;
-  EXPECT_NE(r.output.find("ETA 3h33m\n"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("ETA 3h33m, learning rate 0.0005\n"), std::string::npos) << r.output;
   r = status("--json --run " + run.string());
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("\"state\": \"JOB_STATE_RUNNING\""), std::string::npos) << r.output;
@@ -189,9 +198,10 @@ TEST_F(StatusTool, TokenProblemsAreBadInput) {
   // The environment variable is the fallback when the run has no token file.
   fs::remove(run / "token");
   r = testing::sh("cd " + tmp.string() + " && DPCNN_RUN_TOKEN=" + kToken + " " +
-                  std::string(DPCNN_BIN_DIR) + "/dpcnn-status --checkpoint --run " + run.string());
+                  std::string(DPCNN_BIN_DIR) + "/dpcnn-status --stop --run " + run.string());
   EXPECT_EQ(r.status, 0) << r.output;
-  EXPECT_NE(r.output.find("requested"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("stopping"), std::string::npos) << r.output;
+  EXPECT_TRUE(service->health().stop_requested);
 }
 
 // --watch --json prints one JSON object a line and ends with the job; a
@@ -215,6 +225,89 @@ TEST_F(StatusTool, WatchEndsWithTheJobAndExits1WhenItFailed) {
   EXPECT_GE(n, 2) << r.output;
   EXPECT_NE(last.find("\"state\":\"JOB_STATE_FAILED\""), std::string::npos) << last;
   EXPECT_NE(last.find("\"error\":\"worker died\""), std::string::npos) << last;
+}
+
+// The one-line form (--watch piped) says what its loss averages over and has
+// the validation and test accuracy, the learning rate and the last restart's
+// reason.
+TEST_F(StatusTool, WatchLineHasValTestLrAndRestartReason) {
+  report_a_run(10);
+  service->count_restart("no progress for 120 s");
+  service->set_state(pb::JOB_STATE_FAILED, "gave up", "worker died");
+  const testing::Result r = status("--watch --run " + run.string());
+  EXPECT_EQ(r.status, exit_code::kFailure) << r.output;
+  EXPECT_EQ(r.output,
+            "FAILED epoch 2/2 step 60/100 loss 0.2500 acc 0.8750 (epoch so far) val_acc 0.9000 "
+            "test_acc 0.9500 lr 0.0005 10 img/s ETA unknown restarts 1 (last: no progress for "
+            "120 s)\n");
+}
+
+// On a terminal --watch draws one screen, cleared and redrawn in place (like
+// top), with the whole text view; `script` gives it a terminal.
+TEST_F(StatusTool, WatchOnATerminalRedrawsOneScreen) {
+  report_a_run(10);
+  testing::Result r;
+  std::thread watcher([&] {
+    r = testing::sh("cd " + tmp.string() + " && script -qfec '" + std::string(DPCNN_BIN_DIR) +
+                    "/dpcnn-status --watch --run " + run.string() + "' /dev/null");
+  });
+  std::this_thread::sleep_for(1500ms);  // a few 500 ms updates
+  service->set_state(pb::JOB_STATE_FINISHED, "finished");
+  watcher.join();
+  EXPECT_EQ(r.status, 0) << r.output;
+  const size_t screens = [&] {
+    size_t n = 0;
+    for (size_t p = r.output.find("\033[H\033[2J"); p != std::string::npos;
+         p = r.output.find("\033[H\033[2J", p + 1))
+      ++n;
+    return n;
+  }();
+  EXPECT_GE(screens, 1u) << r.output;
+  const std::string last = r.output.substr(r.output.rfind("\033[H\033[2J"));
+  EXPECT_NE(last.find("dpcnn-status --watch  " + addr), std::string::npos) << last;
+  EXPECT_NE(last.find("state       FINISHED"), std::string::npos) << last;
+  EXPECT_NE(last.find("validation  val_loss 0.4000 val_accuracy 0.9000"), std::string::npos)
+      << last;
+  EXPECT_NE(last.find("ETA done"), std::string::npos) << last;
+}
+
+// After the launcher has gone (no status.addr), the run's status.json - the
+// launcher's last status - is what --run shows; --watch prints its one line
+// and the job's verdict; a control call says the job has ended.
+TEST_F(StatusTool, FinalStatusAfterTheLauncherEnded) {
+  report_a_run(10);
+  service->set_state(pb::JOB_STATE_FINISHED, "finished");
+  std::ofstream(run / "status.json") << status_json(service->snapshot(), true) << "\n";
+  fs::remove(run / "status.addr");
+  service->shutdown();
+  server->Shutdown(std::chrono::system_clock::now() + 2s);
+  testing::Result r = status("--run " + run.string());
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("state       FINISHED"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("result      test_loss 0.3000 test_acc 0.9500"), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("(final status from " + (run / "status.json").string() +
+                          ": the launcher has ended)\n"),
+            std::string::npos)
+      << r.output;
+  r = status("--watch --run " + run.string());
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(lines(r.output), 1) << r.output;
+  EXPECT_EQ(r.output.rfind("FINISHED epoch 2/2 step 60/100", 0), 0u) << r.output;
+  r = status("--json --run " + run.string());
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("\"state\": \"JOB_STATE_FINISHED\""), std::string::npos) << r.output;
+  r = status("--stop --run " + run.string());
+  EXPECT_EQ(r.status, exit_code::kFailure) << r.output;
+  EXPECT_EQ(r.output, "dpcnn-status: the job of " + run.string() +
+                          " has ended (FINISHED); its final status is " +
+                          (run / "status.json").string() + "\n");
+  // A damaged status.json is one line too.
+  std::ofstream(run / "status.json") << "{\"state\": 12";
+  r = status("--run " + run.string());
+  EXPECT_EQ(r.status, exit_code::kFailure) << r.output;
+  EXPECT_EQ(lines(r.output), 1) << r.output;
+  EXPECT_NE(r.output.find("not a final status"), std::string::npos) << r.output;
 }
 
 TEST_F(StatusTool, UnreachableLauncherIsOneLineAndExit1) {

@@ -70,6 +70,28 @@ TEST_F(TrainerTest, ShortRunLearnsAndWritesMetrics) {
   EXPECT_NE(text.find("<polyline"), std::string::npos);
 }
 
+// max_steps that ends the first epoch early (10 of its 16 steps): the
+// epoch's progress line ends at 10/10, not at the epoch's 16.
+TEST_F(TrainerTest, MaxStepsEndsTheProgressBarAtTheTrueCount) {
+  const std::string dir = testing::synthetic_mnist_dir();
+  Config cfg = load_config(
+      "configs/mnist-small.yaml",
+      {"data.dir=" + dir, "train.max_steps=10", "train.eval=false", "runs_dir=" + runs.string()});
+  auto comm = make_self_communicator();
+  const DataSplit data = load_mnist_dir(cfg.data.dir);
+  TrainerOptions opts;
+  opts.run_dir = (runs / "bar").string();
+  Trainer t(cfg, *comm, data, opts);
+  ::testing::internal::CaptureStdout();
+  t.run();
+  const std::string out = ::testing::internal::GetCapturedStdout();
+  EXPECT_EQ(t.global_step(), 10);
+  EXPECT_NE(out.find("Epoch 1/5\n10/10 [==============================] - "), std::string::npos)
+      << out;
+  EXPECT_EQ(out.find("/16"), std::string::npos) << out;
+  EXPECT_EQ(out.find("Epoch 2/5"), std::string::npos) << out;
+}
+
 TEST_F(TrainerTest, SameSeedSameWeightsOtherSeedOtherWeights) {
   const std::string dir = testing::synthetic_mnist_dir();
   auto run = [&](int seed) {
