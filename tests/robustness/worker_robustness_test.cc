@@ -243,6 +243,38 @@ TEST_F(WorkerRobustness, KilledWorkerLeavesALoadableCheckpoint) {
       << resumed.out;
 }
 
+// SIGTERM (scancel, a scheduler's preemption, Ctrl-C through mpirun): the
+// worker stops at the next step boundary with a checkpoint of that step, exits
+// 0, and --resume auto continues from exactly there.
+TEST_F(WorkerRobustness, SigtermStopsWithACheckpointThatResumeContinues) {
+  const std::string r = (root_ / "term-runs").string();
+  const std::string log = (root_ / "term.log").string();
+  const pid_t pid = spawn("train.eval=false train.max_steps=100000", r, log);
+  for (int i = 0; i < 600 && slurp(log).find("Epoch 1/") == std::string::npos; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // a few steps in
+  ::kill(pid, SIGTERM);
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+  ASSERT_TRUE(WIFEXITED(st)) << "killed by the signal\n" << slurp(log);
+  EXPECT_EQ(WEXITSTATUS(st), 0) << slurp(log);
+  std::smatch m;
+  const std::string out = slurp(log);
+  ASSERT_TRUE(std::regex_search(out, m, std::regex("stopped at step ([0-9]+) \\(SIGTERM"))) << out;
+  const int64_t step = std::stoll(m[1].str());
+  CheckpointData c;
+  std::string path;
+  ASSERT_TRUE(
+      CheckpointDir(r + "/mnist-small/version_0/checkpoints").load_newest_valid("", &c, &path))
+      << out;
+  EXPECT_EQ(c.global_step, step);
+  const Outcome resumed = train("train.max_steps=" + std::to_string(step + 2) + " train.eval=false",
+                                "--resume auto", "configs/mnist-small.yaml", r);
+  EXPECT_EQ(resumed.status, 0) << resumed.err;
+  EXPECT_NE(resumed.out.find("(" + std::to_string(step) + " steps done)"), std::string::npos)
+      << resumed.out;
+}
+
 // A full disk (a 12 MB tmpfs; each mnist-small checkpoint with Adam's state is
 // about 8 MB): one line naming the file, exit 1, no temp file left, and the
 // newest checkpoint on the disk still loads.
