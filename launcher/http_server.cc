@@ -77,7 +77,9 @@ void HttpServer::start(const std::string& listen, const std::string& tls_cert,
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
   });
   server_->set_payload_max_length(4096);  // POST bodies are a short reason at most
-  server_->set_keep_alive_timeout(10);    // a page polling each second keeps its connection
+  // A page polling each second keeps its connection; short, because stop()
+  // waits for idle keep-alive connections to time out.
+  server_->set_keep_alive_timeout(2);
   routes();
   const size_t colon = listen.rfind(':');
   const std::string host = listen.substr(0, colon);

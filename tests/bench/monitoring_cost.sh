@@ -2,7 +2,7 @@
 # What monitoring costs training: the same 2-rank dpcnn-launch job run
 # alternately quiet (the HTTP side on, nobody looking) and watched (/metrics
 # scraped every second as Prometheus would, plus the web page open in headless
-# Chromium, which polls /api/status every second and redraws), PAIRS pairs,
+# Chromium, which polls /api/status twice a second and redraws), PAIRS pairs,
 # interleaved; prints each run's images/s (the workers' `perf` line), the
 # medians and their ratio, and the page's own lag figures (how long after the
 # launcher received a step the page showed it).

@@ -342,6 +342,27 @@ TEST_F(Monitoring, NonLoopbackMetricsListenNeedsTlsOrInsecure) {
       << log();
 }
 
+// A taken metrics port is the same one line and exit 3 as a taken status port,
+// before any run directory exists.
+TEST_F(Monitoring, TakenMetricsPortIsExit3) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(listen(fd, 1), 0);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  const std::string port = std::to_string(ntohs(a.sin_port));
+  start("--set status.metrics_listen=127.0.0.1:" + port);
+  EXPECT_EQ(wait_exit(), 3);
+  close(fd);
+  EXPECT_NE(log().find("status.metrics_listen 127.0.0.1:" + port + ": the port is in use"),
+            std::string::npos)
+      << log();
+  EXPECT_FALSE(fs::exists(experiment)) << log();
+}
+
 TEST_F(Monitoring, MetricsListenOffServesNoHttp) {
   start("--set train.epochs=50 --set status.metrics_listen=off");
   ASSERT_NO_FATAL_FAILURE(connect());
