@@ -100,6 +100,10 @@ void HttpServer::start(const std::string& listen, const std::string& tls_cert,
   }
   addr_ = dial_host(host) + ":" + std::to_string(bound);
   thread_ = std::thread([this] { server_->listen_after_bind(); });
+  // httplib's stop() does nothing until the listen loop runs, and the loop
+  // then never ends: an early stop() (a setup error right after start) would
+  // hang the join. So start() returns only once the loop runs.
+  while (!server_->is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
 }
 
 void HttpServer::stop() {
