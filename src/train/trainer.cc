@@ -188,23 +188,29 @@ void Trainer::train_epoch(int epoch) {
 }
 
 // Rank 0 asks its observer; every rank acts on the same command at this step.
+// A stop signal on any rank counts as a Stop command; one reduction carries
+// both, and whether to gather the ranks' figures now.
 bool Trainer::handle_command(int epoch, int64_t step_in_epoch) {
-  if (!opts_.commands && comm_.size() > 1) return false;  // nobody can send one
-  // {command, gather rank stats}: rank 0's clock decides when to gather, the
-  // broadcast makes every rank gather at the same step.
-  int32_t msg[2] = {static_cast<int32_t>(Command::kNone), 0};
+  const bool signals = opts_.stop_flag != nullptr;
+  if (!opts_.commands && !signals && comm_.size() > 1) return false;  // nobody can send one
+  // {rank 0's command, signalled, gather rank stats}: rank 0's clock decides
+  // when to gather, the reduction makes every rank gather at the same step.
+  double v[3] = {0, signals && *opts_.stop_flag ? 1.0 : 0.0, 0};
   if (comm_.rank() == 0 && opts_.observer) {
-    msg[0] = static_cast<int32_t>(opts_.observer->poll_command());
-    msg[1] = opts_.observer->wants_rank_stats() ? 1 : 0;
+    v[0] = static_cast<double>(opts_.observer->poll_command());
+    v[2] = opts_.observer->wants_rank_stats() ? 1.0 : 0.0;
   }
-  comm_.broadcast(msg, sizeof msg, 0);
-  if (msg[1]) gather_rank_stats();
-  const int32_t cmd = msg[0];
+  if (comm_.size() > 1) comm_.allreduce_sum(v, 3);
+  if (v[2] > 0) gather_rank_stats();
+  int32_t cmd = static_cast<int32_t>(v[0]);
+  const bool signalled = v[1] > 0;
+  if (signalled) cmd = static_cast<int32_t>(Command::kStop);
   if (cmd == static_cast<int32_t>(Command::kNone)) return false;
   save_checkpoint(epoch, step_in_epoch);
   if (cmd != static_cast<int32_t>(Command::kStop)) return false;
   if (comm_.rank() == 0)
-    std::printf("stopped at step %lld\n", static_cast<long long>(global_step_));
+    std::printf("stopped at step %lld%s\n", static_cast<long long>(global_step_),
+                signalled ? " (SIGTERM: final checkpoint written)" : "");
   stopped_ = true;
   return true;
 }
