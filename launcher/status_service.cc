@@ -105,6 +105,7 @@ void StatusService::begin_attempt(int attempt) {
   // restart may run on fewer): never show the last attempt's as this one's.
   status_.set_ranks(0);
   status_.clear_hosts();
+  status_.clear_rank_stats();  // so are its ranks' figures (its first gather brings them)
   touch_locked();
 }
 
