@@ -27,6 +27,7 @@
 #include "launcher/files.h"
 #include "launcher/grpc_log.h"
 #include "launcher/host_pool.h"
+#include "launcher/http_server.h"
 #include "launcher/run_paths.h"
 #include "launcher/status_server.h"
 #include "launcher/status_service.h"
@@ -132,11 +133,12 @@ int main(int argc, char** argv) {
 
   dpcnn::Config cfg;
   dpcnn::launcher::LaunchOptions opt;
-  std::string run_dir, addr_file;
+  std::string run_dir, addr_file, metrics_addr_file;
   dpcnn::RunLock lock;
   std::optional<dpcnn::launcher::ElasticOptions> elastic;
   std::unique_ptr<dpcnn::launcher::StatusService> service;
   dpcnn::launcher::StatusServer server;
+  std::unique_ptr<dpcnn::launcher::HttpServer> http;  // before `service` goes
   try {
     // Every check first; the run directory and its files come last.
     try {
@@ -154,6 +156,14 @@ int main(int argc, char** argv) {
                        "' is not a loopback address: set status.tls_cert and status.tls_key "
                        "(PEM) to serve TLS, or pass --insecure to accept that anyone on the "
                        "network can read the job's status and see the token in transit");
+    // The HTTP side follows the same rule, and serves TLS with the same files.
+    const bool http_on = cfg.status.metrics_listen != "off";
+    if (http_on && !dpcnn::launcher::is_loopback_address(cfg.status.metrics_listen) && !tls &&
+        !insecure)
+      throw InputError("status.metrics_listen '" + cfg.status.metrics_listen +
+                       "' is not a loopback address: set status.tls_cert and status.tls_key "
+                       "(PEM) to serve HTTPS, or pass --insecure to accept that anyone on the "
+                       "network can read the job's metrics and see the token in transit");
     std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials();
     if (tls) {
       grpc::SslServerCredentialsOptions ssl;
@@ -217,6 +227,10 @@ int main(int argc, char** argv) {
     info.token = token;
     service = std::make_unique<dpcnn::launcher::StatusService>(info);
     server = dpcnn::launcher::start_status_server(cfg.status.listen, creds, *service);
+    if (http_on) {
+      http = std::make_unique<dpcnn::launcher::HttpServer>(*service);
+      http->start(cfg.status.metrics_listen, cfg.status.tls_cert, cfg.status.tls_key);
+    }
 
     // The run directory: a new version_<N>, or the one being continued, held
     // for the launcher's whole life (its workers see DPCNN_RUN_LOCK_HOLDER and
@@ -251,6 +265,15 @@ int main(int argc, char** argv) {
     addr_file = run_dir + "/status.addr";
     dpcnn::launcher::write_file_checked(addr_file, server.addr + "\n");
     std::printf("status: listening on %s (in %s)\n", server.addr.c_str(), addr_file.c_str());
+    metrics_addr_file = run_dir + "/metrics.addr";
+    if (http) {
+      dpcnn::launcher::write_file_checked(metrics_addr_file, http->addr() + "\n");
+      std::printf("web: %s/ (Prometheus: %s/metrics; address in %s)\n", http->url().c_str(),
+                  http->url().c_str(), metrics_addr_file.c_str());
+    } else {
+      std::error_code ec;
+      fs::remove(metrics_addr_file, ec);  // an earlier launch of this run
+    }
     std::fflush(stdout);
 
     opt.np = np > 0 ? np : cfg.distributed.ranks;
@@ -319,7 +342,9 @@ int main(int argc, char** argv) {
   // it, so dpcnn-status never dials a port that may belong to someone else.
   service->shutdown();
   server.server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  if (http) http->stop();
   std::error_code ec;
   fs::remove(addr_file, ec);
+  fs::remove(metrics_addr_file, ec);
   return code;
 }

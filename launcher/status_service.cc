@@ -120,6 +120,7 @@ void StatusService::begin_attempt(int attempt) {
   // restart may run on fewer): never show the last attempt's as this one's.
   status_.set_ranks(0);
   status_.clear_hosts();
+  status_.clear_rank_stats();  // so are its ranks' figures (its first gather brings them)
   touch_locked();
 }
 
@@ -147,6 +148,11 @@ void StatusService::set_state(pb::JobState state, const std::string& message,
 void StatusService::count_restart(const std::string& why) {
   std::lock_guard lock(mu_);
   status_.set_restarts(status_.restarts() + 1);
+  auto* ev = status_.add_restart_events();
+  *ev->mutable_time() = TimeUtil::GetCurrentTime();
+  ev->set_attempt(status_.restarts() + 1);
+  ev->set_step(status_.step());
+  ev->set_reason(why);
   status_.set_state(pb::JOB_STATE_RESTARTING);
   status_.set_error(why);
   status_.set_last_restart_reason(why);
@@ -312,6 +318,12 @@ grpc::Status StatusService::report(const grpc::ServerContext& ctx, const pb::Rep
     status_.set_eta_known(known);
     status_.set_eta_seconds(known && left > 0 ? left * double(info_.batch_size) / p.images_per_sec()
                                               : 0);
+    sample_locked(p);
+  }
+  if (req.rank_stats_size() > 0) {
+    *status_.mutable_rank_stats() = req.rank_stats();
+    *status_.mutable_rank_stats_time() = TimeUtil::GetCurrentTime();
+    news = true;
   }
   for (const auto& e : req.epochs()) {
     // A resumed attempt may finish an epoch the history already has: replace it.
@@ -327,6 +339,13 @@ grpc::Status StatusService::report(const grpc::ServerContext& ctx, const pb::Rep
     status_.set_last_checkpoint_absolute(absolute_path(req.checkpoint().path()));
     status_.set_last_checkpoint_step(req.checkpoint().global_step());
     ++ckpt_reports_;
+    *status_.mutable_last_checkpoint_time() = TimeUtil::GetCurrentTime();
+    auto* c = status_.add_checkpoints();
+    *c->mutable_time() = status_.last_checkpoint_time();
+    c->set_step(req.checkpoint().global_step());
+    c->set_path(req.checkpoint().path());
+    auto* all = status_.mutable_checkpoints();
+    if (all->size() > kMaxCheckpointEvents) all->erase(all->begin());
     news = true;
   }
   if (req.has_finish()) {
@@ -358,21 +377,43 @@ grpc::Status StatusService::report(const grpc::ServerContext& ctx, const pb::Rep
   return grpc::Status::OK;
 }
 
+// The newest sample follows every report; a new one starts every
+// kSampleSeconds. images/s comes from the steps since the sample before it, so
+// it is the recent rate, not the epoch's mean.
+void StatusService::sample_locked(const pb::Progress& p) {
+  const auto now = Clock::now();
+  auto* samples = status_.mutable_samples();
+  if (samples->empty() || now - newest_sample_start_ >= std::chrono::seconds(kSampleSeconds)) {
+    samples->Add();
+    newest_sample_start_ = now;
+    if (samples->size() > kMaxSamples) samples->erase(samples->begin());
+  }
+  pb::StatusSample& s = *samples->rbegin();
+  const auto t = TimeUtil::GetCurrentTime();
+  *s.mutable_time() = t;
+  s.set_epoch(p.epoch());
+  s.set_step(p.global_step());
+  s.set_loss(p.loss());
+  s.set_accuracy(p.accuracy());
+  s.set_lr(p.lr());
+  s.set_images_per_sec(p.images_per_sec());
+  if (samples->size() >= 2 && info_.batch_size > 0) {
+    const pb::StatusSample& prev = (*samples)[samples->size() - 2];
+    const double dt = TimeUtil::DurationToNanoseconds(t - prev.time()) * 1e-9;
+    const int64_t ds = p.global_step() - prev.step();
+    if (dt > 0 && ds >= 0) s.set_images_per_sec(ds * double(info_.batch_size) / dt);
+  }
+}
+
 grpc::Status StatusService::stop(const grpc::ServerContext& ctx, const pb::StopRequest& req,
                                  pb::StopReply* reply) {
   if (grpc::Status st = check_token(ctx); !st.ok()) return st;
-  if (req.reason().size() > 1000)
-    return {grpc::StatusCode::INVALID_ARGUMENT, "reason longer than 1000 bytes"};
-  const std::string reason =
-      "Stop from " + ctx.peer() + (req.reason().empty() ? "" : " (" + req.reason() + ")");
-  {
-    std::lock_guard lock(mu_);
-    if (is_terminal(status_.state()))
-      return {grpc::StatusCode::FAILED_PRECONDITION, "the job has already ended"};
-  }
-  reply->set_message(request_stop(reason)
-                         ? "stopping: workers write a checkpoint at their next step and end"
-                         : "already stopping");
+  std::string out;
+  if (!stop_job(ctx.peer(), req.reason(), &out))
+    return {out.rfind("reason", 0) == 0 ? grpc::StatusCode::INVALID_ARGUMENT
+                                        : grpc::StatusCode::FAILED_PRECONDITION,
+            out};
+  reply->set_message(out);
   return grpc::Status::OK;
 }
 
@@ -425,6 +466,41 @@ grpc::Status StatusService::checkpoint(const grpc::ServerContext& ctx,
                      " (at step " + std::to_string(status_.step()) +
                      "); it stays requested: see last_checkpoint_step");
   return grpc::Status::OK;
+}
+
+bool StatusService::token_matches(const std::string& presented) const {
+  return !info_.token.empty() && !presented.empty() && same_secret(presented, info_.token);
+}
+
+bool StatusService::stop_job(const std::string& who, const std::string& reason, std::string* out) {
+  if (reason.size() > 1000) {
+    *out = "reason longer than 1000 bytes";
+    return false;
+  }
+  {
+    std::lock_guard lock(mu_);
+    if (is_terminal(status_.state())) {
+      *out = "the job has already ended";
+      return false;
+    }
+  }
+  *out = request_stop("Stop from " + who + (reason.empty() ? "" : " (" + reason + ")"))
+             ? "stopping: workers write a checkpoint at their next step and end"
+             : "already stopping";
+  return true;
+}
+
+bool StatusService::checkpoint_job(const std::string& who, std::string* out) {
+  std::lock_guard lock(mu_);
+  if (is_terminal(status_.state()) || health_.stop_requested) {
+    *out = "the job is ending";
+    return false;
+  }
+  checkpoint_pending_ = true;
+  status_.set_message("checkpoint requested by " + who);
+  touch_locked();
+  *out = "requested: rank 0 writes a checkpoint at its next step after its next report";
+  return true;
 }
 
 bool is_loopback_address(const std::string& host_port) {

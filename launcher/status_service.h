@@ -47,6 +47,8 @@ struct AttemptHealth {
 };
 
 class StatusService {
+  using Clock = std::chrono::steady_clock;
+
  public:
   explicit StatusService(JobInfo info);
   ~StatusService();
@@ -74,6 +76,14 @@ class StatusService {
   // Elastic: one host lost or taken back, also made the status message.
   void add_host_change(const v1::HostChange& change);
   AttemptHealth health() const;
+
+  // The control calls without gRPC (the HTTP side, launcher/http_server.h):
+  // the same checks and effects as Stop and Checkpoint. `who` names the caller
+  // in the job's message. On refusal they return false and say why in *out;
+  // on success *out is the reply's message.
+  bool token_matches(const std::string& presented) const;  // constant-time
+  bool stop_job(const std::string& who, const std::string& reason, std::string* out);
+  bool checkpoint_job(const std::string& who, std::string* out);
   v1::JobStatus snapshot() const;
   // Ends every WatchStatus stream (after one last snapshot) and refuses new ones.
   void shutdown();
@@ -82,13 +92,17 @@ class StatusService {
   // the README: change all three together.
   static constexpr int kMaxWatchers = 64;
   static constexpr int kMaxCheckpointWaitMs = 600000;
+  static constexpr int kSampleSeconds = 5;  // JobStatus.samples: one per 5 s ...
+  static constexpr int kMaxSamples = 120;   // ... for 10 minutes
+  static constexpr int kMaxCheckpointEvents = 50;
 
  private:
   class StatusApi;
   class ReporterApi;
 
   grpc::Status check_token(const grpc::ServerContext& ctx) const;
-  void touch_locked();  // bump the version, wake watchers
+  void touch_locked();                        // bump the version, wake watchers
+  void sample_locked(const v1::Progress& p);  // JobStatus.samples
   grpc::Status watch(grpc::ServerContext* ctx, const v1::WatchStatusRequest& req,
                      grpc::ServerWriter<v1::JobStatus>* writer);
   grpc::Status report(const grpc::ServerContext& ctx, const v1::ReportRequest& req,
@@ -115,6 +129,7 @@ class StatusService {
   uint64_t ckpt_reports_ = 0, ckpt_reports_at_delivery_ = 0;
   bool shutting_down_ = false;
   int watchers_ = 0;
+  Clock::time_point newest_sample_start_{};  // when samples' newest point was appended
 };
 
 // True when the host part of host:port is a literal in 127.0.0.0/8, ::1, or

@@ -43,6 +43,9 @@ class Communicator {
   virtual std::vector<uint64_t> allgather(uint64_t value) = 0;
   // Strings up to 255 bytes (host names, short messages), in rank order.
   virtual std::vector<std::string> allgather(const std::string& value) = 0;
+  // Every rank passes the same count; the result is rank 0's values, then
+  // rank 1's, ... (small monitoring figures: one collective).
+  virtual std::vector<double> allgather(const std::vector<double>& values) = 0;
   virtual void barrier() = 0;
   // Ends the whole job now (all ranks), exit status `code`. Never returns.
   [[noreturn]] virtual void abort(int code) = 0;

@@ -172,6 +172,14 @@ class MpiCommunicator final : public Communicator {
     return out;
   }
 
+  std::vector<double> allgather(const std::vector<double>& values) override {
+    const int n = static_cast<int>(values.size());
+    std::vector<double> all(values.size() * static_cast<size_t>(size_));
+    check(MPI_Allgather(values.data(), n, MPI_DOUBLE, all.data(), n, MPI_DOUBLE, comm_),
+          "MPI_Allgather");
+    return all;
+  }
+
   void barrier() override { check(MPI_Barrier(comm_), "MPI_Barrier"); }
 
   [[noreturn]] void abort(int code) override {

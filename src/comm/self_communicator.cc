@@ -52,6 +52,7 @@ class SelfCommunicator final : public Communicator {
   }
   std::vector<uint64_t> allgather(uint64_t value) override { return {value}; }
   std::vector<std::string> allgather(const std::string& value) override { return {value}; }
+  std::vector<double> allgather(const std::vector<double>& values) override { return values; }
   void barrier() override {}
 
   [[noreturn]] void abort(int code) override {

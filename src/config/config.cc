@@ -800,11 +800,11 @@ Config Parser::parse(const YAML::Node& root) const {
   ckpt.read_int("every_steps", cfg.checkpoint.every_steps, 0);
   ckpt.read_int("keep", cfg.checkpoint.keep, 1);
 
-  const Section status = sub(*this, top, "status", {"listen", "tls_cert", "tls_key"});
+  const Section status =
+      sub(*this, top, "status", {"listen", "tls_cert", "tls_key", "metrics_listen"});
   status.read_string("tls_cert", cfg.status.tls_cert);
   status.read_string("tls_key", cfg.status.tls_key);
-  if (const Entry* e = status.read_string("listen", cfg.status.listen)) {
-    const std::string& l = cfg.status.listen;
+  auto check_host_port = [&](const Entry& e, const std::string& l) {
     const size_t colon = l.rfind(':');
     const std::string host = colon == std::string::npos ? "" : l.substr(0, colon);
     const std::string port = colon == std::string::npos ? "" : l.substr(colon + 1);
@@ -816,8 +816,14 @@ Config Parser::parse(const YAML::Node& root) const {
         std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }) &&
         std::stoi(port) <= 65535;
     if (!host_ok || !port_ok) {
-      status.fail_type(*e, "host:port, such as 127.0.0.1:50051 or [::1]:50051");
+      status.fail_type(e, "host:port, such as 127.0.0.1:50051 or [::1]:50051");
     }
+  };
+  if (const Entry* e = status.read_string("listen", cfg.status.listen))
+    check_host_port(*e, cfg.status.listen);
+  if (const Entry* e = status.read_string("metrics_listen", cfg.status.metrics_listen)) {
+    if (cfg.status.metrics_listen == "") cfg.status.metrics_listen = "off";
+    if (cfg.status.metrics_listen != "off") check_host_port(*e, cfg.status.metrics_listen);
   }
 
   const Section launcher =

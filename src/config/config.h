@@ -112,6 +112,10 @@ struct StatusConfig {
   // PEM files; both needed to serve TLS (required off loopback unless the
   // launcher is given --insecure).
   std::string tls_cert, tls_key;
+  // The HTTP side (Prometheus /metrics and the web page), on its own port;
+  // recorded in the run's metrics.addr. "off" (or "") serves none. It follows
+  // listen's rules: TLS with the same files, loopback unless TLS or --insecure.
+  std::string metrics_listen = "127.0.0.1:0";
 };
 
 struct LauncherConfig {

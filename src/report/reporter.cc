@@ -27,6 +27,7 @@ void merge_report(pb::ReportRequest& older, const pb::ReportRequest& newer) {
   for (const auto& e : newer.epochs()) *older.add_epochs() = e;
   if (newer.has_checkpoint()) *older.mutable_checkpoint() = newer.checkpoint();
   if (newer.has_finish()) *older.mutable_finish() = newer.finish();
+  if (newer.rank_stats_size() > 0) *older.mutable_rank_stats() = newer.rank_stats();
 }
 
 // TLS when the launcher serves it: it passes the certificate to trust in
@@ -126,6 +127,31 @@ class GrpcReporter final : public TrainingObserver {
     urgent_locked();
   }
 
+  // One gather a report interval: a collective of a few doubles a second.
+  bool wants_rank_stats() override {
+    const auto now = std::chrono::steady_clock::now();
+    if (now < next_gather_) return false;
+    next_gather_ = now + opt_.interval;
+    return true;
+  }
+
+  void on_rank_stats(const std::vector<RankStats>& stats) override {
+    std::lock_guard lock(mu_);
+    pending_.clear_rank_stats();
+    for (const RankStats& r : stats) {
+      auto* p = pending_.add_rank_stats();
+      p->set_rank(r.rank);
+      p->set_host(r.host);
+      p->set_steps(r.steps);
+      p->set_step_seconds(r.step);
+      p->set_data_seconds(r.data);
+      p->set_forward_backward_seconds(r.forward_backward);
+      p->set_allreduce_wait_seconds(r.allreduce_wait);
+      p->set_optimizer_seconds(r.optimizer);
+      p->set_peak_rss_bytes(r.peak_rss_bytes);
+    }
+  }
+
   // A checkpoint request is acted on once; a stop stays (the launcher repeats
   // it in every reply anyway, and the trainer ends on the first one it sees).
   Command poll_command() override {
@@ -201,7 +227,8 @@ class GrpcReporter final : public TrainingObserver {
   const ReporterOptions opt_;
   std::unique_ptr<pb::Reporter::Stub> stub_;
   std::atomic<int32_t> command_{0};
-  bool failing_ = false;  // sender thread only
+  bool failing_ = false;                                 // sender thread only
+  std::chrono::steady_clock::time_point next_gather_{};  // training thread only
 
   std::mutex mu_;  // guards pending_, urgent_, closing_, stepped_
   std::condition_variable cv_;

@@ -37,6 +37,16 @@ struct FinalResult {
   bool stopped = false;  // ended by a Stop command (after a final checkpoint)
 };
 
+// One rank's figures over the steps since the previous gather (mean seconds
+// a step by phase, after the warm-up steps), as its `perf` line measures them.
+struct RankStats {
+  int rank = 0;
+  std::string host;
+  int64_t steps = 0;  // in the window; 0: none yet, the figures are the last known
+  double step = 0, data = 0, forward_backward = 0, allreduce_wait = 0, optimizer = 0;
+  uint64_t peak_rss_bytes = 0;
+};
+
 enum class Command : int32_t { kNone = 0, kCheckpoint = 1, kStop = 2 };
 
 class TrainingObserver {
@@ -48,6 +58,10 @@ class TrainingObserver {
   virtual void on_checkpoint(const std::string& /*path*/, int64_t /*global_step*/) {}
   virtual void on_finish(const FinalResult&) {}
   virtual Command poll_command() { return Command::kNone; }
+  // Asked at the same step boundary as poll_command(): true makes every rank
+  // take part in one small gather of its RankStats, handed to on_rank_stats().
+  virtual bool wants_rank_stats() { return false; }
+  virtual void on_rank_stats(const std::vector<RankStats>&) {}
 };
 
 }  // namespace dpcnn

@@ -92,9 +92,9 @@ void Trainer::record_times(Clock::time_point t0, Clock::time_point t1, Clock::ti
 }
 
 EvalResult Trainer::run() {
-  const std::vector<std::string> hosts = comm_.allgather(comm_.host());
+  hosts_ = comm_.allgather(comm_.host());
   if (comm_.rank() == 0 && opts_.observer)
-    opts_.observer->on_start({cfg_.name, run_dir_, comm_.size(), hosts, cfg_.train.epochs,
+    opts_.observer->on_start({cfg_.name, run_dir_, comm_.size(), hosts_, cfg_.train.epochs,
                               steps_per_epoch_, total_steps_, global_step_});
   // Ends when the steps are done, so max_steps on an epoch boundary does not
   // start (and log) an empty epoch.
@@ -195,14 +195,20 @@ void Trainer::train_epoch(int epoch) {
 }
 
 // Rank 0 asks its observer; every rank acts on the same command at this step.
-// A stop signal on any rank counts as a Stop command (one reduction carries both).
+// A stop signal on any rank counts as a Stop command; one reduction carries
+// both, and whether to gather the ranks' figures now.
 bool Trainer::handle_command(int epoch, int64_t step_in_epoch) {
   const bool signals = opts_.stop_flag != nullptr;
   if (!opts_.commands && !signals && comm_.size() > 1) return false;  // nobody can send one
-  double v[2] = {0, signals && *opts_.stop_flag ? 1.0 : 0.0};  // {rank 0's command, signalled}
-  if (comm_.rank() == 0 && opts_.observer)
+  // {rank 0's command, signalled, gather rank stats}: rank 0's clock decides
+  // when to gather, the reduction makes every rank gather at the same step.
+  double v[3] = {0, signals && *opts_.stop_flag ? 1.0 : 0.0, 0};
+  if (comm_.rank() == 0 && opts_.observer) {
     v[0] = static_cast<double>(opts_.observer->poll_command());
-  if (comm_.size() > 1) comm_.allreduce_sum(v, 2);
+    v[2] = opts_.observer->wants_rank_stats() ? 1.0 : 0.0;
+  }
+  if (comm_.size() > 1) comm_.allreduce_sum(v, 3);
+  if (v[2] > 0) gather_rank_stats();
   int32_t cmd = static_cast<int32_t>(v[0]);
   const bool signalled = v[1] > 0;
   if (signalled) cmd = static_cast<int32_t>(Command::kStop);
@@ -214,6 +220,48 @@ bool Trainer::handle_command(int epoch, int64_t step_in_epoch) {
                 signalled ? " (SIGTERM: final checkpoint written)" : "");
   stopped_ = true;
   return true;
+}
+
+// Every rank's phase times since the last gather and its peak RSS, to rank 0's
+// observer. Timing only: nothing here touches the model, so training numbers
+// are the same with or without it.
+void Trainer::gather_rank_stats() {
+  const PhaseTimes& t = times_;
+  const PhaseTimes& w = window_start_;
+  const int64_t steps = t.steps - w.steps;
+  if (steps > 0) {
+    const double n = static_cast<double>(steps);
+    last_window_.step = (t.wall - w.wall) / n;
+    last_window_.data = (t.data - w.data) / n;
+    last_window_.forward_backward = (t.forward_backward - w.forward_backward) / n;
+    last_window_.allreduce_wait = (t.allreduce_wait - w.allreduce_wait) / n;
+    last_window_.optimizer = (t.optimizer - w.optimizer) / n;
+  }
+  window_start_ = times_;
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  constexpr size_t kFields = 7;
+  const std::vector<double> mine = {static_cast<double>(steps),
+                                    last_window_.step,
+                                    last_window_.data,
+                                    last_window_.forward_backward,
+                                    last_window_.allreduce_wait,
+                                    last_window_.optimizer,
+                                    static_cast<double>(ru.ru_maxrss) * 1024.0};
+  const std::vector<double> all = comm_.allgather(mine);
+  if (comm_.rank() != 0 || !opts_.observer) return;
+  std::vector<RankStats> stats(static_cast<size_t>(comm_.size()));
+  for (size_t r = 0; r < stats.size(); ++r) {
+    const double* v = all.data() + r * kFields;
+    RankStats& s = stats[r];
+    s.rank = static_cast<int>(r);
+    s.host = r < hosts_.size() ? hosts_[r] : "";
+    s.steps = static_cast<int64_t>(v[0]);
+    s.step = v[1], s.data = v[2], s.forward_backward = v[3], s.allreduce_wait = v[4];
+    s.optimizer = v[5];
+    s.peak_rss_bytes = static_cast<uint64_t>(v[6]);
+  }
+  opts_.observer->on_rank_stats(stats);
 }
 
 EpochMetrics Trainer::end_epoch(int epoch, double loss_sum, double correct, int64_t seen,

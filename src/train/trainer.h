@@ -96,6 +96,7 @@ class Trainer {
   void train_epoch(int epoch);
   LossResult step(const std::vector<int64_t>& order, int64_t s);
   bool handle_command(int epoch, int64_t step_in_epoch);
+  void gather_rank_stats();
   EpochMetrics end_epoch(int epoch, double loss_sum, double correct, int64_t seen, double seconds);
   void check_replicas_agree(int epoch);
   void record_times(Clock::time_point t0, Clock::time_point t1, Clock::time_point t2,
@@ -123,6 +124,9 @@ class Trainer {
   std::string saved_path_;  // of saved_step_
   float lr_ = 0;            // of the last step
   PhaseTimes times_;
+  PhaseTimes window_start_;         // times_ at the last rank-stats gather
+  RankStats last_window_;           // this rank's figures of the last window that had steps
+  std::vector<std::string> hosts_;  // one per rank, gathered in run()
   std::vector<EpochMetrics> history_;
   std::string run_dir_;
   bool done_ = false, stopped_ = false;
