@@ -24,6 +24,9 @@ struct DataSplit {
   // [test_begin, test_begin + test.count) of test_total (-1: it is whole).
   int test_begin = 0;
   int test_total = -1;
+  // Held out of the training set by train.validation_split (empty without
+  // one); every rank holds all of it and evaluates its own slice.
+  Dataset val;
 };
 
 // Loads `<dir>/train-images-idx3-ubyte[.gz]`, `train-labels-idx1-ubyte[.gz]`,

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "data/split.h"
 #include "train/trainer.h"
 
 namespace dpcnn {
@@ -52,6 +53,8 @@ DataSplit load_job_data(const Config& cfg, Communicator& comm) {
     share(s.train, comm);
     share(s.test, comm);
   }
+  // After the broadcast, so every rank splits the same data the same way.
+  split_off(s.train, validation_indices(s.train, cfg.train.validation_split, cfg.seed), &s.val);
   if (comm.size() > 1) keep_test_slice(s, comm);
   return s;
 }

@@ -34,7 +34,8 @@ struct FinalResult {
   double test_loss = 0, test_accuracy = 0;
   int64_t test_count = 0;
   double images_per_sec = 0;
-  bool stopped = false;  // ended by a Stop command (after a final checkpoint)
+  bool stopped = false;    // ended by a Stop command (after a final checkpoint)
+  std::string early_stop;  // why train.early_stopping ended the run; "" if it did not
 };
 
 enum class Command : int32_t { kNone = 0, kCheckpoint = 1, kStop = 2 };
@@ -46,6 +47,8 @@ class TrainingObserver {
   virtual void on_progress(const ProgressInfo&) {}  // every step; rate-limit inside
   virtual void on_epoch_end(const EpochMetrics&) {}
   virtual void on_checkpoint(const std::string& /*path*/, int64_t /*global_step*/) {}
+  // checkpoints/best now names `path` (after its on_checkpoint).
+  virtual void on_best(const std::string& /*path*/) {}
   virtual void on_finish(const FinalResult&) {}
   virtual Command poll_command() { return Command::kNone; }
 };
