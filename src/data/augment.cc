@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "core/error.h"
 #include "core/rng.h"
@@ -53,31 +54,36 @@ void warp_image(const uint8_t* src, int channels, int height, int width, const A
                 float* dst) {
   constexpr float kScale = 1.0f / 255.0f;
   const size_t plane = static_cast<size_t>(height) * width;
-  for (int y = 0; y < height; ++y) {
-    const float fy = static_cast<float>(y);
-    for (int x = 0; x < width; ++x) {
-      const float fx = static_cast<float>(x);
-      const float sx = t.a * fx + t.b * fy + t.tx, sy = t.c * fx + t.d * fy + t.ty;
-      const size_t o = static_cast<size_t>(y) * width + x;
-      // Entirely outside (with the one-pixel bilinear fringe): fill 0.
-      if (!(sx > -1.0f && sy > -1.0f && sx < static_cast<float>(width) &&
-            sy < static_cast<float>(height))) {
-        for (int ch = 0; ch < channels; ++ch) dst[ch * plane + o] = 0.0f;
-        continue;
-      }
-      const float flx = std::floor(sx), fly = std::floor(sy);
-      const int x0 = static_cast<int>(flx), y0 = static_cast<int>(fly);
-      const float wx = sx - flx, wy = sy - fly;
-      const bool in_x0 = x0 >= 0, in_x1 = x0 + 1 < width, in_y0 = y0 >= 0, in_y1 = y0 + 1 < height;
-      for (int ch = 0; ch < channels; ++ch) {
-        const uint8_t* p = src + ch * plane;
-        auto at = [&](bool ok, int yy, int xx) {
-          return ok ? static_cast<float>(p[static_cast<size_t>(yy) * width + xx]) : 0.0f;
-        };
-        const float v00 = at(in_y0 && in_x0, y0, x0), v01 = at(in_y0 && in_x1, y0, x0 + 1);
-        const float v10 = at(in_y1 && in_x0, y0 + 1, x0), v11 = at(in_y1 && in_x1, y0 + 1, x0 + 1);
-        const float top = v00 + wx * (v01 - v00), bottom = v10 + wx * (v11 - v10);
-        dst[ch * plane + o] = (top + wy * (bottom - top)) * kScale;
+  // Each channel is copied (scaled) into a buffer with a one-pixel border of
+  // zeros, so every bilinear tap of a position inside (-1, size) is in bounds
+  // and the inner loop has no per-tap checks.
+  const int pw = width + 2, ph = height + 2;
+  thread_local std::vector<float> pad;
+  pad.assign(static_cast<size_t>(pw) * ph, 0.0f);
+  for (int ch = 0; ch < channels; ++ch) {
+    const uint8_t* p = src + ch * plane;
+    for (int y = 0; y < height; ++y)
+      for (int x = 0; x < width; ++x)
+        pad[static_cast<size_t>(y + 1) * pw + x + 1] =
+            static_cast<float>(p[static_cast<size_t>(y) * width + x]) * kScale;
+    float* out = dst + ch * plane;
+    const float fw = static_cast<float>(width), fh = static_cast<float>(height);
+    for (int y = 0; y < height; ++y) {
+      const float fy = static_cast<float>(y);
+      for (int x = 0; x < width; ++x) {
+        const float fx = static_cast<float>(x);
+        const float sx = t.a * fx + t.b * fy + t.tx, sy = t.c * fx + t.d * fy + t.ty;
+        if (!(sx > -1.0f && sy > -1.0f && sx < fw && sy < fh)) {  // outside: fill 0
+          out[static_cast<size_t>(y) * width + x] = 0.0f;
+          continue;
+        }
+        const float px = sx + 1.0f, py = sy + 1.0f;  // in (0, size + 1): truncation is floor
+        const int x0 = static_cast<int>(px), y0 = static_cast<int>(py);
+        const float wx = px - static_cast<float>(x0), wy = py - static_cast<float>(y0);
+        const float* r0 = pad.data() + static_cast<size_t>(y0) * pw + x0;
+        const float* r1 = r0 + pw;
+        const float top = r0[0] + wx * (r0[1] - r0[0]), bottom = r1[0] + wx * (r1[1] - r1[0]);
+        out[static_cast<size_t>(y) * width + x] = top + wy * (bottom - top);
       }
     }
   }
