@@ -232,6 +232,7 @@ int main(int argc, char** argv) {
       reporter = dpcnn::make_grpc_reporter(report_to, run_id);
       opts.observer = reporter.get();
     }
+    if (!evaluate_only) opts.stop_flag = dpcnn::stop_on_sigterm();  // after MPI_Init's handlers
     dpcnn::Trainer trainer(cfg, *comm, data, opts);
     if (comm->rank() == 0 && run.create) {
       trainer.set_run_dir(dpcnn::create_run(cfg.runs_dir + "/" + cfg.name));

@@ -861,9 +861,20 @@ Config Parser::parse(const YAML::Node& root) const {
     }
   }
 
-  const Section launcher = sub(*this, top, "launcher", {"max_restarts", "stall_timeout_s"});
+  const Section launcher =
+      sub(*this, top, "launcher",
+          {"max_restarts", "stall_timeout_s", "elastic", "min_ranks", "host_timeout_s"});
   launcher.read_int("max_restarts", cfg.launcher.max_restarts, 0);
   launcher.read_int("stall_timeout_s", cfg.launcher.stall_timeout_s, 1);
+  launcher.read_bool("elastic", cfg.launcher.elastic);
+  if (const Entry* e = launcher.read_int("min_ranks", cfg.launcher.min_ranks, 1, 4096);
+      e && cfg.launcher.min_ranks > cfg.train.batch_size) {
+    fail(launcher.child("min_ranks"), e->key_mark,
+         "'launcher.min_ranks' is " + std::to_string(cfg.launcher.min_ranks) +
+             ", more than train.batch_size " + std::to_string(cfg.train.batch_size) +
+             ": every rank needs at least one sample of the global batch");
+  }
+  launcher.read_int("host_timeout_s", cfg.launcher.host_timeout_s, 1, 3600);
   return cfg;
 }
 

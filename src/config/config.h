@@ -135,6 +135,14 @@ struct StatusConfig {
 struct LauncherConfig {
   int max_restarts = 3;
   int stall_timeout_s = 120;
+  // Elastic restarts (dpcnn-launch with --hostfile): a host that stops
+  // answering (or whose ranks fail twice in a row) is left out and the job
+  // restarts from its last checkpoint on the others, with the same global
+  // batch, down to min_ranks; a host that answers again is taken back at the
+  // next checkpoint. host_timeout_s bounds one reachability probe.
+  bool elastic = false;
+  int min_ranks = 1;
+  int host_timeout_s = 10;
 };
 
 struct Config {

@@ -338,6 +338,16 @@ TEST(Config, ErrorsSayWhatEachKeyWants) {
       {"launcher.max_restarts=-1",
        "--set launcher.max_restarts: 'launcher.max_restarts' must be a non-negative integer, got "
        "'-1'"},
+      {"launcher.elastic=2",
+       "--set launcher.elastic: 'launcher.elastic' must be true or false, got '2'"},
+      {"launcher.min_ranks=0",
+       "--set launcher.min_ranks: 'launcher.min_ranks' must be an integer in [1, 4096], got '0'"},
+      {"launcher.min_ranks=9",
+       "--set launcher.min_ranks: 'launcher.min_ranks' is 9, more than train.batch_size 8: "
+       "every rank needs at least one sample of the global batch"},
+      {"launcher.host_timeout_s=0",
+       "--set launcher.host_timeout_s: 'launcher.host_timeout_s' must be an integer in [1, "
+       "3600], got '0'"},
       {"distributed.bucket_kb=0",
        "--set distributed.bucket_kb: 'distributed.bucket_kb' must be an integer in [1, 1048576], "
        "got '0'"},
