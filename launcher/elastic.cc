@@ -74,9 +74,11 @@ std::string Elastic::ensure_min_ranks(const std::function<bool()>& interrupted) 
                                " rank(s) on the hosts that answer (" + join(pool_.live_hosts()) +
                                "), launcher.min_ranks is " + std::to_string(opt_.min_ranks);
   if (!pool_.any_retryable()) return short_of + " and no lost host can come back";
-  console_.say("elastic: " + short_of + ": waiting up to " +
-               std::to_string(opt_.wait_for_hosts.count()) + " s for " +
-               join(pool_.retryable_lost()) + " to answer");
+  const std::string waiting = "elastic: " + short_of + ": waiting up to " +
+                              std::to_string(opt_.wait_for_hosts.count()) + " s for " +
+                              join(pool_.retryable_lost()) + " to answer";
+  console_.say(waiting);
+  service_.set_state(service_.snapshot().state(), waiting);
   const auto until = Clock::now() + opt_.wait_for_hosts;
   while (Clock::now() < until) {
     if (interrupted()) return "interrupted while waiting for hosts";

@@ -101,6 +101,10 @@ void StatusService::begin_attempt(int attempt) {
   health_.finish_stopped = false;
   health_.restart_requested = false;
   health_.last_progress = Clock::now();
+  // This attempt's ranks and hosts come with its start report (an elastic
+  // restart may run on fewer): never show the last attempt's as this one's.
+  status_.set_ranks(0);
+  status_.clear_hosts();
   touch_locked();
 }
 

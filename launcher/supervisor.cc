@@ -185,8 +185,9 @@ Supervisor::Supervisor(LaunchOptions options, StatusService& service, Console& c
 void Supervisor::on_signal(int) { signals_.fetch_add(1); }
 
 void Supervisor::show(const pb::JobStatus& s, pb::JobStatus& shown) {
-  if (s.state() != shown.state() && s.state() == pb::JOB_STATE_RUNNING &&
-      shown.state() != pb::JOB_STATE_STOPPING) {
+  // Once per attempt, when its start report arrives (begin_attempt zeroes
+  // the ranks; an earlier heartbeat would show the last attempt's).
+  if (s.ranks() > 0 && shown.ranks() == 0) {
     console_.say("rank 0 reporting: " + std::to_string(s.ranks()) + " rank(s), " +
                  std::to_string(s.total_steps()) + " steps");
   }

@@ -185,13 +185,16 @@ int main(int argc, char** argv) {
     return 1;
   }
   try {
-    const dpcnn::Config cfg = dpcnn::load_config(config_path, overrides);
+    dpcnn::Config cfg = dpcnn::load_config(config_path, overrides);
     const int threads = choose_threads(cfg, *comm);
     omp_set_num_threads(threads);
     if (comm->rank() == 0)
       std::printf("dpcnn-train: %s, %d rank(s) x %d thread(s), global batch %d\n", cfg.name.c_str(),
                   comm->size(), threads, cfg.train.batch_size);
     const dpcnn::DataSplit data = dpcnn::load_job_data(cfg, *comm);
+    // Class folders name the classes: into the config, and so into every checkpoint.
+    if (cfg.data.class_names.empty() && !data.class_names.empty())
+      cfg = dpcnn::with_class_names(cfg, data.class_names);
     if (comm->rank() == 0 && data.val.count > 0)
       std::printf(
           "validation: %d of %d training images held out (train.validation_split %g, stratified "

@@ -749,9 +749,15 @@ Config Parser::parse(const YAML::Node& root) const {
   top.read_u64("seed", cfg.seed);
   top.read_string("runs_dir", cfg.runs_dir);
 
-  const Section data = sub(*this, top, "data", {"dir", "broadcast", "class_names", "augment"});
+  const Section data =
+      sub(*this, top, "data",
+          {"format", "dir", "broadcast", "preprocess", "cache_dir", "class_names", "augment"});
+  data.read_enum("format", cfg.data.format, {"idx", "folder"});
   data.read_string("dir", cfg.data.dir);
   data.read_bool("broadcast", cfg.data.broadcast);
+  const Entry* preprocess =
+      data.read_enum("preprocess", cfg.data.preprocess, {"mnist", "resize", "none"});
+  data.read_string("cache_dir", cfg.data.cache_dir);
   read_augment(sub(*this, data, "augment", {"shift", "rotation", "scale", "hflip"}),
                cfg.data.augment);
 
@@ -827,6 +833,11 @@ Config Parser::parse(const YAML::Node& root) const {
       cfg.data.class_names.push_back(v.Scalar());
     }
   }
+
+  if (preprocess && cfg.data.preprocess == "mnist" && cfg.model.input[0] != 1)
+    data.fail_value(*preprocess,
+                    "'data.preprocess' mnist makes 1-channel digits but model.input has " +
+                        std::to_string(cfg.model.input[0]) + " channels; use resize or none");
 
   const Section dist = sub(*this, top, "distributed", {"overlap", "bucket_kb", "threads_per_rank"});
   dist.read_bool("overlap", cfg.distributed.overlap);
@@ -908,6 +919,17 @@ Config parse_config(const std::string& yaml_text, const std::string& source,
     // Not expected past parsing; keep the promise that only Error escapes.
     throw InputError(name + ": " + e.what());
   }
+}
+
+Config with_class_names(const Config& cfg, const std::vector<std::string>& names) {
+  YAML::Node root = YAML::Load(cfg.yaml);
+  YAML::Node seq(YAML::NodeType::Sequence);
+  for (const std::string& n : names) seq.push_back(n);
+  root["data"]["class_names"] = seq;
+  YAML::Emitter out;
+  out << root;
+  Config c = parse_config(std::string(out.c_str()) + "\n", cfg.source);
+  return c;
 }
 
 Config load_config(const std::string& path, const std::vector<std::string>& overrides) {

@@ -96,6 +96,7 @@ TEST_F(Elastic, LostHostIsLeftOutAndTheJobFinishesOnTheOthers) {
   const std::string log = job.log();
   EXPECT_NE(log.find("elastic: host 10.77.0.3 left out (unreachable"), std::string::npos) << log;
   EXPECT_NE(log.find("-np 2 "), std::string::npos) << log;
+  EXPECT_NE(log.find("rank 0 reporting: 2 rank(s)"), std::string::npos) << log;
   EXPECT_EQ(log.find("taken back"), std::string::npos) << log;
   const double acc = test_accuracy(log);
   std::printf("test_acc: uninterrupted %.4f, h3 lost for good %.4f\n", base, acc);
