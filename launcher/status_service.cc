@@ -348,6 +348,11 @@ grpc::Status StatusService::report(const grpc::ServerContext& ctx, const pb::Rep
     if (all->size() > kMaxCheckpointEvents) all->erase(all->begin());
     news = true;
   }
+  if (!req.best_checkpoint().empty()) {
+    status_.set_best_checkpoint(req.best_checkpoint());
+    news = true;
+  }
+  if (!req.early_stop().empty()) status_.set_early_stop(req.early_stop());
   if (req.has_finish()) {
     const auto& f = req.finish();
     status_.set_has_result(true);

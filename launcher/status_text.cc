@@ -116,13 +116,18 @@ std::string status_text(const pb::JobStatus& s) {
     out += "epochs      (loss/accuracy: mean of the whole epoch, all ranks)\n";
   for (const auto& e : s.history()) {
     append(out, "epoch %-5d loss %.4f accuracy %.4f", e.epoch(), e.loss(), e.accuracy());
-    if (e.val_loss() >= 0)
+    if (e.val_accuracy() >= 0)
       append(out, " val_loss %.4f val_accuracy %.4f", e.val_loss(), e.val_accuracy());
-    append(out, " (%.0f img/s)\n", e.images_per_sec());
+    // 0 and 0: a worker from before test_* existed (proto3's default), not a score.
+    if (e.test_accuracy() >= 0 && (e.test_loss() != 0 || e.test_accuracy() != 0))
+      append(out, " test_loss %.4f test_accuracy %.4f", e.test_loss(), e.test_accuracy());
+    append(out, " (%.0f img/s)%s\n", e.images_per_sec(), e.best() ? " best" : "");
   }
   if (const pb::EpochRecord* v = last_validated(s))
     append(out, "validation  val_loss %.4f val_accuracy %.4f (after epoch %d)\n", v->val_loss(),
            v->val_accuracy(), v->epoch());
+  if (!s.best_checkpoint().empty()) append(out, "best        %s\n", s.best_checkpoint().c_str());
+  if (!s.early_stop().empty()) append(out, "early stop  %s\n", s.early_stop().c_str());
   if (s.has_result())
     append(out, "result      test_loss %.4f test_acc %.4f (%lld samples)\n", s.test_loss(),
            s.test_accuracy(), static_cast<long long>(s.test_count()));

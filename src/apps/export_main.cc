@@ -29,6 +29,7 @@ int run(const Options& o) {
     std::fprintf(stderr, "dpcnn-export: %s\n", why.c_str());
   }
   const dpcnn::SavedModel s = dpcnn::open_saved_model(what);
+  if (!s.note.empty()) std::fprintf(stderr, "dpcnn-export: %s\n", s.note.c_str());
   dpcnn::OnnxExportOptions eo;
   eo.logits = o.logits;
   eo.class_names = s.class_names;

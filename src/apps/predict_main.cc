@@ -237,6 +237,7 @@ int run(const Options& o) {
     std::fprintf(stderr, "dpcnn-predict: %s\n", why.c_str());
   }
   dpcnn::SavedModel m = dpcnn::open_saved_model(what);
+  if (!m.note.empty()) std::fprintf(stderr, "dpcnn-predict: %s\n", m.note.c_str());
   int rc = 0;
   if (!o.images.empty()) rc = predict_images(o, m);
   if (!o.idx.empty()) rc = std::max(rc, evaluate_idx(o, m));

@@ -21,7 +21,9 @@
 #include "config/config.h"
 #include "core/error.h"
 #include "core/version.h"
+#include "data/augment.h"
 #include "data/dataset.h"
+#include "image/image.h"
 #include "layers/dnnl_info.h"
 #include "report/reporter.h"
 #include "report/rpc_versions.h"
@@ -120,6 +122,10 @@ int main(int argc, char** argv) {
   bool evaluate_only = false;
   app.add_flag("--evaluate-only", evaluate_only,
                "evaluate the initial (or --resume'd) model on the test set and exit");
+  std::string augment_grid;
+  app.add_option("--augment-grid", augment_grid,
+                 "write a PNG of training digits and their augmented versions (data.augment, "
+                 "epochs 0-7) and exit");
   dpcnn::TrainerOptions opts;
   app.add_option("--resume", opts.resume,
                  "continue from a checkpoint: 'auto' (the run's newest valid one, if any) or a "
@@ -189,6 +195,24 @@ int main(int argc, char** argv) {
     // Class folders name the classes: into the config, and so into every checkpoint.
     if (cfg.data.class_names.empty() && !data.class_names.empty())
       cfg = dpcnn::with_class_names(cfg, data.class_names);
+    if (comm->rank() == 0 && data.val.count > 0)
+      std::printf(
+          "validation: %d of %d training images held out (train.validation_split %g, stratified "
+          "by class, seed %llu)\n",
+          data.val.count, data.val.count + data.train.count,
+          static_cast<double>(cfg.train.validation_split),
+          static_cast<unsigned long long>(cfg.seed));
+    if (!augment_grid.empty()) {
+      if (comm->rank() == 0) {
+        int w = 0, h = 0;
+        const auto px =
+            dpcnn::augment_grid(data.train, cfg.data.augment, cfg.seed, 10, 9, 2, &w, &h);
+        dpcnn::write_image(augment_grid, px.data(), w, h);
+        std::printf("wrote %s: 10 training images (left) and their augmentations in epochs 0-7\n",
+                    augment_grid.c_str());
+      }
+      return dpcnn::exit_code::kOk;
+    }
     dpcnn::check_memory(cfg, data, comm->size(), comm->local_size());
     // Every rank calls resume() when any may (it is collective); rank 0 alone
     // chooses and locks the run directory and reads the checkpoint.

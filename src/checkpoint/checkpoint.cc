@@ -27,6 +27,7 @@ constexpr size_t kHeader = 16;  // magic + payload length
 constexpr size_t kSha = 32;
 constexpr uint32_t kFormatVersion = 1;
 constexpr const char* kLatest = "latest";
+constexpr const char* kBest = "best";
 constexpr const char* kTempMarker = ".tmp-";
 
 std::string quoted(const std::string& name) { return "checkpoint '" + name + "'"; }
@@ -166,6 +167,10 @@ std::string serialize_checkpoint(const CheckpointData& c) {
     r->set_lr(m.lr);
     r->set_seconds(m.seconds);
     r->set_images_per_sec(m.images_per_sec);
+    r->set_split_naming(true);
+    r->set_test_loss(m.test_loss);
+    r->set_test_accuracy(m.test_accuracy);
+    r->set_best(m.best);
   }
   std::string payload;
   if (!p.SerializeToString(&payload))
@@ -232,6 +237,15 @@ CheckpointData parse_checkpoint_bytes(const std::string& bytes, const std::strin
     m.lr = r.lr();
     m.seconds = r.seconds();
     m.images_per_sec = r.images_per_sec();
+    if (r.split_naming()) {
+      m.test_loss = r.test_loss();
+      m.test_accuracy = r.test_accuracy();
+      m.best = r.best();
+    } else {  // an older checkpoint: its val_* were the test set's scores
+      m.test_loss = m.val_loss;
+      m.test_accuracy = m.val_accuracy;
+      m.val_loss = m.val_accuracy = -1;
+    }
     c.metrics.push_back(m);
   }
   if (c.global_step < 0 || c.step_in_epoch < 0 || c.epoch < 0)
@@ -311,13 +325,15 @@ std::string CheckpointDir::save(const CheckpointData& c, int keep) {
   // This is the only writer, so any temp file here is a dead writer's.
   for (const auto& e : fs::directory_iterator(dir_, ec)) {
     const std::string f = e.path().filename().string();
-    const bool ours = f.rfind(".ckpt-", 0) == 0 || f.rfind(std::string(".") + kLatest, 0) == 0;
+    const bool ours = f.rfind(".ckpt-", 0) == 0 || f.rfind(std::string(".") + kLatest, 0) == 0 ||
+                      f.rfind(std::string(".") + kBest, 0) == 0;
     if (ours && f.find(kTempMarker) != std::string::npos) fs::remove(e.path(), ec);
   }
   if (keep > 0) {
+    const std::string best = best_name();
     int kept = 1;  // the file just written
     for (const auto& [step, f] : checkpoint_files(dir_)) {
-      if (step >= c.global_step) continue;
+      if (step >= c.global_step || f == best) continue;
       if (kept < keep)
         ++kept;
       else
@@ -325,6 +341,26 @@ std::string CheckpointDir::save(const CheckpointData& c, int keep) {
     }
   }
   return path;
+}
+
+std::string CheckpointDir::set_best(int64_t global_step) {
+  const std::string name = file_name(global_step);
+  std::error_code ec;
+  if (!fs::exists(dir_ + "/" + name, ec))
+    throw Error("cannot mark '" + dir_ + "/" + name + "' as best: it does not exist");
+  write_file_durably(dir_ + "/" + kBest, name + "\n");
+  return dir_ + "/" + name;
+}
+
+std::string CheckpointDir::best_name() const {
+  std::error_code ec;
+  if (!fs::is_regular_file(dir_ + "/" + kBest, ec)) return "";
+  try {
+    const std::string name = trim(read_file(dir_ + "/" + kBest));
+    return step_of(name) >= 0 ? name : "";
+  } catch (const Error&) {
+    return "";
+  }
 }
 
 bool CheckpointDir::load_newest_valid(const std::string& model_spec, CheckpointData* out,
@@ -375,6 +411,24 @@ std::string resolve_checkpoint_path(const std::string& path) {
     throw InputError("checkpoint pointer '" + path + "' names '" + target +
                      "', which does not exist");
   return resolved;
+}
+
+std::string resolve_model_checkpoint(const std::string& path, std::string* note) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) {
+    // The same directories resolve_checkpoint_path walks: checkpoints/, a run, an experiment.
+    for (const std::string& dir : {path, path + "/checkpoints", path + "/latest/checkpoints"}) {
+      if (!fs::is_directory(dir, ec)) continue;
+      const std::string best = CheckpointDir(dir).best_name();
+      if (!best.empty() && fs::exists(dir + "/" + best, ec)) {
+        if (note) *note = "using the best checkpoint '" + dir + "/" + best + "' (checkpoints/best)";
+        return dir + "/" + best;
+      }
+      // A checkpoints directory without `best`: its latest, as resolve_checkpoint_path.
+      if (!checkpoint_files(dir).empty() || fs::is_regular_file(dir + "/" + kLatest, ec)) break;
+    }
+  }
+  return resolve_checkpoint_path(path);
 }
 
 }  // namespace dpcnn

@@ -25,6 +25,8 @@ struct MetricsRecord {  // one epoch of metrics.jsonl
   int64_t step = 0;
   double loss = 0, accuracy = 0, val_loss = -1, val_accuracy = -1, lr = 0, seconds = 0,
          images_per_sec = 0;
+  double test_loss = -1, test_accuracy = -1;  // per-epoch test set (test_each_epoch)
+  bool best = false;
 };
 
 struct CheckpointData {
@@ -76,7 +78,14 @@ class CheckpointDir {
   // deletes older checkpoints beyond the newest `keep` (keep <= 0 keeps all)
   // and temp files left by a writer that was killed. Files of later steps
   // (a run resumed from an older checkpoint) are left alone. Returns the path.
+  // The checkpoint named by `best` is never deleted by this rotation (nor
+  // counted in `keep`).
   std::string save(const CheckpointData& c, int keep);
+  // Points `best` (replaced atomically, like `latest`) at the checkpoint of
+  // `global_step`, which must exist. Returns that checkpoint's path.
+  std::string set_best(int64_t global_step);
+  // The file `best` names ("" when there is none).
+  std::string best_name() const;
   // Newest checkpoint that reads cleanly and whose model_spec equals
   // `model_spec` (if non-empty); damaged or foreign ones are reported on stderr
   // by name and skipped for the one before. Returns false when none.
@@ -96,5 +105,10 @@ class CheckpointDir {
 // run directory (its checkpoints/) or an experiment directory (its `latest`
 // run). Throws InputError naming the path when none of these holds one.
 std::string resolve_checkpoint_path(const std::string& path);
+
+// What a tool that uses a model (dpcnn-predict, dpcnn-export) reads: like
+// resolve_checkpoint_path, but a directory gives its `best` checkpoint when it
+// has one (then `*note`, if given, says so). Resuming always uses `latest`.
+std::string resolve_model_checkpoint(const std::string& path, std::string* note = nullptr);
 
 }  // namespace dpcnn

@@ -10,7 +10,7 @@ namespace fs = std::filesystem;
 
 SavedModel open_saved_model(const std::string& what) {
   SavedModel s;
-  s.path = resolve_checkpoint_path(what);
+  s.path = resolve_model_checkpoint(what, &s.note);
   const CheckpointData c = read_checkpoint(s.path);
   if (c.config_yaml.empty())
     throw InputError("checkpoint '" + s.path + "' holds no config; cannot rebuild its model");
@@ -30,7 +30,7 @@ SavedModel open_saved_model(const std::string& what) {
 
 std::string default_checkpoint(const std::string& runs_dir, std::string* why) {
   std::error_code ec;
-  std::string best;
+  std::string best, chosen;  // the newest run's latest, and what it gives a model
   fs::file_time_type best_time{};
   int runs = 0;
   // A run's checkpoints directory (or the experiment's, in the older layout).
@@ -45,7 +45,10 @@ std::string default_checkpoint(const std::string& runs_dir, std::string* why) {
     const auto t = fs::last_write_time(path, ec);
     if (ec) return;
     ++runs;
-    if (best.empty() || t > best_time) best = path, best_time = t;
+    if (best.empty() || t > best_time) {
+      best = path, best_time = t;
+      chosen = resolve_model_checkpoint((run / "checkpoints").string());
+    }
   };
   for (const auto& exp : fs::directory_iterator(runs_dir, ec)) {
     if (!exp.is_directory(ec) || exp.is_symlink(ec)) continue;
@@ -58,9 +61,10 @@ std::string default_checkpoint(const std::string& runs_dir, std::string* why) {
     throw InputError("no --checkpoint given and no checkpoint under '" + runs_dir +
                      "' (train a model first, or pass --checkpoint)");
   if (why)
-    *why = "using checkpoint '" + best + "' (the latest of the newest of " + std::to_string(runs) +
-           " run(s) under '" + runs_dir + "'; pass --checkpoint to choose)";
-  return best;
+    *why = "using checkpoint '" + chosen + "' (the " + (chosen == best ? "latest" : "best") +
+           " of the newest of " + std::to_string(runs) + " run(s) under '" + runs_dir +
+           "'; pass --checkpoint to choose)";
+  return chosen;
 }
 
 }  // namespace dpcnn

@@ -17,6 +17,7 @@ namespace dpcnn {
 
 struct SavedModel {
   std::string path;  // the checkpoint file that was read
+  std::string note;  // set when a directory gave its best checkpoint: a line for stderr
   Config cfg;        // the run's resolved config, from the checkpoint
   std::unique_ptr<Model> model;
   int64_t global_step = 0;
@@ -25,14 +26,15 @@ struct SavedModel {
   std::vector<std::string> class_names;
 };
 
-// Reads `what` (anything resolve_checkpoint_path takes) and rebuilds its model.
+// Reads `what` (anything resolve_checkpoint_path takes; a directory gives its
+// checkpoints/best when it has one, see resolve_model_checkpoint) and rebuilds its model.
 // Throws InputError naming the file for a missing, damaged or foreign checkpoint.
 SavedModel open_saved_model(const std::string& what);
 
 // What a tool uses when given no --checkpoint: the checkpoint of the run under
 // `runs_dir` (every <name>/version_N, and older <name>/checkpoints layouts) whose
-// newest checkpoint was written last. Runs keep no separate "best" checkpoint,
-// so that is the run's latest. Returns the checkpoint file and sets `*why` to a
+// newest checkpoint was written last: its checkpoints/best when it has one,
+// else its latest. Returns the checkpoint file and sets `*why` to a
 // line for stderr saying which it chose and among how many runs. Throws
 // InputError when there is none ("no --checkpoint given and no checkpoint
 // under 'runs'").

@@ -436,6 +436,51 @@ Section sub(const Parser& p, const Section& parent, const std::string& key,
            : Section(p, YAML::Node(), parent.child(key), parent.mark(), allowed);
 }
 
+// ---- training callbacks and augmentation ----
+
+void read_augment(const Section& s, AugmentConfig& a) {
+  s.read_float("shift", a.shift, Range::kNonNegative);
+  if (const Entry* e = s.read_float("rotation", a.rotation, Range::kNonNegative))
+    if (a.rotation > 180) s.fail_type(*e, "a number of degrees in [0, 180]");
+  s.read_float("scale", a.scale, Range::kUnit);
+  s.read_bool("hflip", a.hflip);
+}
+
+// A per-epoch metric exists only when something computes it: val_* needs
+// train.validation_split, test_* needs train.test_each_epoch.
+void check_metric_available(const Section& s, const Entry& e, const std::string& metric,
+                            const Config& cfg) {
+  const std::string key = s.child(e.key);
+  if (metric.rfind("val_", 0) == 0 && cfg.train.validation_split <= 0)
+    s.fail_value(e, "'" + key + "' needs " + metric +
+                        ", but there is no validation set: set train.validation_split (e.g. 0.1), "
+                        "or monitor test_* with train.test_each_epoch: true");
+  if (metric.rfind("test_", 0) == 0 && !cfg.train.test_each_epoch)
+    s.fail_value(e, "'" + key + "' needs " + metric +
+                        ", but the test set is scored only at the end: set "
+                        "train.test_each_epoch: true (or monitor val_* with "
+                        "train.validation_split)");
+  if ((metric != "none" && metric != "auto") && !cfg.train.eval)
+    s.fail_value(e, "'" + key + "' needs per-epoch evaluation, but train.eval is false");
+}
+
+void read_early_stopping(const Parser& p, const Section& train, Config& cfg) {
+  const Entry* present = train.find("early_stopping");
+  EarlyStoppingConfig& es = cfg.train.early_stopping;
+  const Section s = sub(p, train, "early_stopping", {"monitor", "patience", "min_delta", "mode"});
+  if (!present || present->value.IsNull()) return;
+  es.enabled = true;
+  const Entry* m = s.read_enum("monitor", es.monitor,
+                               {"val_loss", "val_accuracy", "test_loss", "test_accuracy"});
+  s.read_int("patience", es.patience, 0);
+  s.read_float("min_delta", es.min_delta, Range::kNonNegative);
+  s.read_enum("mode", es.mode, {"auto", "min", "max"});
+  if (m)
+    check_metric_available(s, *m, es.monitor, cfg);
+  else
+    check_metric_available(train, *present, es.monitor, cfg);  // the default monitor
+}
+
 // ---- overrides ----
 
 std::string Parser::apply(YAML::Node node, const std::vector<Seg>& segs, size_t i,
@@ -704,24 +749,31 @@ Config Parser::parse(const YAML::Node& root) const {
   top.read_u64("seed", cfg.seed);
   top.read_string("runs_dir", cfg.runs_dir);
 
-  const Section data = sub(
-      *this, top, "data", {"format", "dir", "broadcast", "preprocess", "cache_dir", "class_names"});
+  const Section data =
+      sub(*this, top, "data",
+          {"format", "dir", "broadcast", "preprocess", "cache_dir", "class_names", "augment"});
   data.read_enum("format", cfg.data.format, {"idx", "folder"});
   data.read_string("dir", cfg.data.dir);
   data.read_bool("broadcast", cfg.data.broadcast);
   const Entry* preprocess =
       data.read_enum("preprocess", cfg.data.preprocess, {"mnist", "resize", "none"});
   data.read_string("cache_dir", cfg.data.cache_dir);
+  read_augment(sub(*this, data, "augment", {"shift", "rotation", "scale", "hflip"}),
+               cfg.data.augment);
 
   const Section train =
       sub(*this, top, "train",
-          {"epochs", "batch_size", "eval_batch_size", "max_steps", "eval", "progress_interval_s"});
+          {"epochs", "batch_size", "eval_batch_size", "max_steps", "eval", "progress_interval_s",
+           "validation_split", "test_each_epoch", "early_stopping"});
   train.read_int("epochs", cfg.train.epochs, 1);
   train.read_int("batch_size", cfg.train.batch_size, 1);
   train.read_int("eval_batch_size", cfg.train.eval_batch_size, 1);
   train.read_int("max_steps", cfg.train.max_steps, 0);
   train.read_bool("eval", cfg.train.eval);
   train.read_int("progress_interval_s", cfg.train.progress_interval_s, 0, 86400);
+  train.read_float("validation_split", cfg.train.validation_split, Range::kUnit);
+  train.read_bool("test_each_epoch", cfg.train.test_each_epoch);
+  read_early_stopping(*this, train, cfg);
 
   OptimizerConfig& o = cfg.optimizer;
   const Section opt = sub(*this, top, "optimizer",
@@ -796,9 +848,13 @@ Config Parser::parse(const YAML::Node& root) const {
   dist.read_int("threads_per_rank", cfg.distributed.threads_per_rank, 0, 4096);
   dist.read_int("ranks", cfg.distributed.ranks, 1, 4096);
 
-  const Section ckpt = sub(*this, top, "checkpoint", {"every_steps", "keep"});
+  const Section ckpt = sub(*this, top, "checkpoint", {"every_steps", "keep", "best_monitor"});
   ckpt.read_int("every_steps", cfg.checkpoint.every_steps, 0);
   ckpt.read_int("keep", cfg.checkpoint.keep, 1);
+  if (const Entry* e = ckpt.read_enum(
+          "best_monitor", cfg.checkpoint.best_monitor,
+          {"auto", "none", "val_loss", "val_accuracy", "test_loss", "test_accuracy"}))
+    check_metric_available(ckpt, *e, cfg.checkpoint.best_monitor, cfg);
 
   const Section status =
       sub(*this, top, "status", {"listen", "tls_cert", "tls_key", "metrics_listen"});

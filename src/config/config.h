@@ -57,6 +57,17 @@ struct OptimizerConfig {
   ScheduleConfig schedule;
 };
 
+// data.augment: random affine distortions of training images (never of the
+// validation or test set), drawn per (seed, epoch, sample index) so every rank
+// count sees the same images. All zero/false: off.
+struct AugmentConfig {
+  float shift = 0;     // max translation in pixels, each axis, uniform in [-shift, shift]
+  float rotation = 0;  // max rotation in degrees, uniform in [-rotation, rotation]
+  float scale = 0;     // zoom factor uniform in [1 - scale, 1 + scale]
+  bool hflip = false;  // mirror left-right with probability 1/2 (not for digits)
+  bool enabled() const { return shift > 0 || rotation > 0 || scale > 0 || hflip; }
+};
+
 struct DataConfig {
   // idx: dir holds {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz];
   // folder: dir/train/<class>/*.png|jpg|... and dir/test/<class>/... (ImageFolder).
@@ -74,6 +85,18 @@ struct DataConfig {
   // With folder it names the class folders in label order (as Keras's
   // class_names), instead of sorted.
   std::vector<std::string> class_names;
+  AugmentConfig augment;
+};
+
+// train.early_stopping, as Keras's EarlyStopping callback: stop when `monitor`
+// has not improved by more than min_delta for `patience` epochs. Enabled when
+// the section is present (monitor then defaults to val_loss).
+struct EarlyStoppingConfig {
+  bool enabled = false;
+  std::string monitor = "val_loss";  // val_loss | val_accuracy | test_loss | test_accuracy
+  int patience = 0;
+  float min_delta = 0;
+  std::string mode = "auto";  // auto (min for *_loss, max for *_accuracy) | min | max
 };
 
 struct TrainConfig {
@@ -81,7 +104,14 @@ struct TrainConfig {
   int batch_size = 64;       // the GLOBAL batch, split across ranks
   int eval_batch_size = 64;  // global, for evaluation only (bounds its memory)
   int max_steps = 0;         // > 0: stop after this many steps (tests, benchmarks)
-  bool eval = true;          // evaluate on the test set after each epoch
+  // Per-epoch evaluation at all (validation split and test_each_epoch); false
+  // skips both (tests, benchmarks). The final test evaluation always runs.
+  bool eval = true;
+  // Fraction of the training set held out for val_loss / val_accuracy,
+  // stratified by class and chosen by the seed (the same for every rank count).
+  float validation_split = 0;
+  bool test_each_epoch = false;  // also score the test set every epoch (test_loss, test_accuracy)
+  EarlyStoppingConfig early_stopping;
   // Without a live bar (logs, mpirun): a progress line this often inside an
   // epoch, besides the epoch's last line; 0: epoch lines only.
   int progress_interval_s = 10;
@@ -103,6 +133,9 @@ struct DistributedConfig {
 struct CheckpointConfig {
   int every_steps = 0;  // 0: only at epoch ends
   int keep = 3;
+  // Metric that picks checkpoints/best: "auto" (early stopping's monitor, else
+  // val_loss with a validation split, else none), "none", or a metric name.
+  std::string best_monitor = "auto";
 };
 
 struct StatusConfig {

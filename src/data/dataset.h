@@ -26,6 +26,9 @@ struct DataSplit {
   int test_total = -1;
   // The class names the data itself gives (image folders); empty for IDX.
   std::vector<std::string> class_names;
+  // Held out of the training set by train.validation_split (empty without
+  // one); every rank holds all of it and evaluates its own slice.
+  Dataset val;
 };
 
 // Loads `<dir>/train-images-idx3-ubyte[.gz]`, `train-labels-idx1-ubyte[.gz]`,

@@ -28,6 +28,8 @@ void merge_report(pb::ReportRequest& older, const pb::ReportRequest& newer) {
   if (newer.has_checkpoint()) *older.mutable_checkpoint() = newer.checkpoint();
   if (newer.has_finish()) *older.mutable_finish() = newer.finish();
   if (newer.rank_stats_size() > 0) *older.mutable_rank_stats() = newer.rank_stats();
+  if (!newer.early_stop().empty()) older.set_early_stop(newer.early_stop());
+  if (!newer.best_checkpoint().empty()) older.set_best_checkpoint(newer.best_checkpoint());
 }
 
 // TLS when the launcher serves it: it passes the certificate to trust in
@@ -106,6 +108,15 @@ class GrpcReporter final : public TrainingObserver {
     e->set_lr(m.lr);
     e->set_seconds(m.seconds);
     e->set_images_per_sec(m.images_per_sec);
+    e->set_test_loss(m.test_loss);
+    e->set_test_accuracy(m.test_accuracy);
+    e->set_best(m.best);
+    urgent_locked();
+  }
+
+  void on_best(const std::string& path) override {
+    std::lock_guard lock(mu_);
+    pending_.set_best_checkpoint(path);
     urgent_locked();
   }
 
@@ -124,6 +135,7 @@ class GrpcReporter final : public TrainingObserver {
     r->set_test_count(f.test_count);
     r->set_images_per_sec(f.images_per_sec);
     r->set_stopped(f.stopped);
+    pending_.set_early_stop(f.early_stop);
     urgent_locked();
   }
 

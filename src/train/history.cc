@@ -10,13 +10,31 @@
 
 namespace dpcnn {
 
+double metric_value(const EpochMetrics& m, const std::string& name) {
+  if (name == "loss") return m.loss;
+  if (name == "accuracy") return m.accuracy;
+  if (name == "val_loss") return m.val_loss;
+  if (name == "val_accuracy") return m.val_accuracy;
+  if (name == "test_loss") return m.test_loss;
+  if (name == "test_accuracy") return m.test_accuracy;
+  return -1;
+}
+
+// As Keras's History: a metric is present only when it was measured.
 std::string to_json(const EpochMetrics& m) {
-  char buf[512];
-  std::snprintf(buf, sizeof buf,
-                "{\"epoch\":%d,\"step\":%lld,\"loss\":%.6f,\"accuracy\":%.6f,\"val_loss\":%.6f,"
-                "\"val_accuracy\":%.6f,\"lr\":%.6g,\"seconds\":%.3f,\"images_per_sec\":%.1f}",
-                m.epoch, m.step, m.loss, m.accuracy, m.val_loss, m.val_accuracy, m.lr, m.seconds,
-                m.images_per_sec);
+  char buf[640];
+  int n =
+      std::snprintf(buf, sizeof buf, "{\"epoch\":%d,\"step\":%lld,\"loss\":%.6f,\"accuracy\":%.6f",
+                    m.epoch, m.step, m.loss, m.accuracy);
+  if (m.val_accuracy >= 0)
+    n += std::snprintf(buf + n, sizeof buf - n, ",\"val_loss\":%.6f,\"val_accuracy\":%.6f",
+                       m.val_loss, m.val_accuracy);
+  if (m.test_accuracy >= 0)
+    n += std::snprintf(buf + n, sizeof buf - n, ",\"test_loss\":%.6f,\"test_accuracy\":%.6f",
+                       m.test_loss, m.test_accuracy);
+  if (m.best) n += std::snprintf(buf + n, sizeof buf - n, ",\"best\":true");
+  std::snprintf(buf + n, sizeof buf - n, ",\"lr\":%.6g,\"seconds\":%.3f,\"images_per_sec\":%.1f}",
+                m.lr, m.seconds, m.images_per_sec);
   return buf;
 }
 
@@ -52,15 +70,16 @@ namespace {
 // One panel: x = epoch, series drawn as polylines with dots.
 void panel(std::ostringstream& o, double x0, double y0, double w, double h, const char* label,
            const std::vector<EpochMetrics>& hist, double (*train)(const EpochMetrics&),
-           double (*test)(const EpochMetrics&)) {
+           double (*val)(const EpochMetrics&), double (*test)(const EpochMetrics&)) {
   double lo = 1e300, hi = -1e300;
   for (auto& m : hist) {
     lo = std::min(lo, train(m));
     hi = std::max(hi, train(m));
-    if (test(m) >= 0) {
-      lo = std::min(lo, test(m));
-      hi = std::max(hi, test(m));
-    }
+    for (double v : {val(m), test(m)})
+      if (v >= 0) {
+        lo = std::min(lo, v);
+        hi = std::max(hi, v);
+      }
   }
   if (hi - lo < 1e-9) {
     hi += 0.5;
@@ -100,6 +119,7 @@ void panel(std::ostringstream& o, double x0, double y0, double w, double h, cons
         << "' stroke-width='2'/>\n";
   };
   series(train, "#1f77b4");
+  series(val, "#ff7f0e");
   series(test, "#d62728");
 }
 
@@ -110,16 +130,19 @@ std::string curves_svg(const std::vector<EpochMetrics>& hist, const std::string&
   o << "<svg xmlns='http://www.w3.org/2000/svg' width='820' height='360' "
        "font-family='sans-serif'>\n<rect width='820' height='360' fill='white'/>\n";
   o << "<text x='410' y='22' font-size='16' text-anchor='middle'>" << title << "</text>\n";
-  o << "<text x='560' y='350' font-size='12' fill='#1f77b4'>train</text>"
-       "<text x='610' y='350' font-size='12' fill='#d62728'>test</text>"
+  o << "<text x='520' y='350' font-size='12' fill='#1f77b4'>train</text>"
+       "<text x='570' y='350' font-size='12' fill='#ff7f0e'>validation</text>"
+       "<text x='650' y='350' font-size='12' fill='#d62728'>test</text>"
        "<text x='200' y='350' font-size='12'>epoch</text>\n";
   if (!hist.empty()) {
     panel(
         o, 60, 60, 320, 250, "loss", hist, [](const EpochMetrics& m) { return m.loss; },
-        [](const EpochMetrics& m) { return m.val_loss; });
+        [](const EpochMetrics& m) { return m.val_loss; },
+        [](const EpochMetrics& m) { return m.test_loss; });
     panel(
         o, 470, 60, 320, 250, "accuracy", hist, [](const EpochMetrics& m) { return m.accuracy; },
-        [](const EpochMetrics& m) { return m.val_accuracy; });
+        [](const EpochMetrics& m) { return m.val_accuracy; },
+        [](const EpochMetrics& m) { return m.test_accuracy; });
   }
   o << "</svg>\n";
   return o.str();

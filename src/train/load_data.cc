@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "data/image_folder.h"
+#include "data/split.h"
 #include "image/pipeline.h"
 #include "train/trainer.h"
 
@@ -117,6 +118,8 @@ DataSplit load_job_data(const Config& cfg, Communicator& comm) {
     share(s.test, comm);
     share_names(s.class_names, comm);
   }
+  // After the broadcast, so every rank splits the same data the same way.
+  split_off(s.train, validation_indices(s.train, cfg.train.validation_split, cfg.seed), &s.val);
   if (comm.size() > 1) keep_test_slice(s, comm);
   return s;
 }

@@ -93,8 +93,9 @@ MemoryEstimate estimate_memory(const Config& cfg, const DataSplit& data, int ran
   const double slice = static_cast<double>((std::max(global, eval) + ranks - 1) / ranks);
   e.activations = 4.0 * per_sample * slice;
   const double input = static_cast<double>(data.train.image_size());
-  e.data = static_cast<double>(data.train.images.size() + data.test.images.size() +
-                               data.train.labels.size() + data.test.labels.size()) +
+  e.data = static_cast<double>(data.train.images.size() + data.val.images.size() +
+                               data.test.images.size() + data.train.labels.size() +
+                               data.test.labels.size()) +
            4.0 * input * slice * 2;  // the step's batch buffer and the eval buffer
   return e;
 }

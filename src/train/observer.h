@@ -34,7 +34,8 @@ struct FinalResult {
   double test_loss = 0, test_accuracy = 0;
   int64_t test_count = 0;
   double images_per_sec = 0;
-  bool stopped = false;  // ended by a Stop command (after a final checkpoint)
+  bool stopped = false;    // ended by a Stop command (after a final checkpoint)
+  std::string early_stop;  // why train.early_stopping ended the run; "" if it did not
 };
 
 // One rank's figures over the steps since the previous gather (mean seconds
@@ -56,6 +57,8 @@ class TrainingObserver {
   virtual void on_progress(const ProgressInfo&) {}  // every step; rate-limit inside
   virtual void on_epoch_end(const EpochMetrics&) {}
   virtual void on_checkpoint(const std::string& /*path*/, int64_t /*global_step*/) {}
+  // checkpoints/best now names `path` (after its on_checkpoint).
+  virtual void on_best(const std::string& /*path*/) {}
   virtual void on_finish(const FinalResult&) {}
   virtual Command poll_command() { return Command::kNone; }
   // Asked at the same step boundary as poll_command(): true makes every rank

@@ -7,7 +7,9 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "checkpoint/checkpoint.h"
 #include "core/error.h"
+#include "data/augment.h"
 #include "train/progress.h"
 
 namespace dpcnn {
@@ -41,9 +43,25 @@ uint64_t checksum(const float* data, size_t n) {
   return h;
 }
 
+namespace {
+
+// The best checkpoint follows early stopping's mode when both watch one metric.
+std::string best_mode(const Config& cfg) {
+  const auto& es = cfg.train.early_stopping;
+  return es.enabled && es.monitor == best_monitor(cfg) ? es.mode : "auto";
+}
+
+}  // namespace
+
 Trainer::Trainer(const Config& cfg, Communicator& comm, const DataSplit& data,
                  const TrainerOptions& options)
-    : cfg_(cfg), comm_(comm), data_(data), opts_(options), model_(cfg.model) {
+    : cfg_(cfg),
+      comm_(comm),
+      data_(data),
+      opts_(options),
+      model_(cfg.model),
+      early_(cfg.train.early_stopping),
+      best_(best_monitor(cfg), best_mode(cfg)) {
   const int b = cfg.train.batch_size;
   if (b < comm.size())
     throw InputError("train.batch_size " + std::to_string(b) + " is smaller than the rank count " +
@@ -98,17 +116,23 @@ EvalResult Trainer::run() {
                               steps_per_epoch_, total_steps_, global_step_});
   // Ends when the steps are done, so max_steps on an epoch boundary does not
   // start (and log) an empty epoch.
-  for (int epoch = start_epoch_; epoch < cfg_.train.epochs && !done_ && !complete(); ++epoch)
+  if (early_stopped_ && comm_.rank() == 0)
+    std::printf(
+        "this run stopped early at epoch %d: %s; nothing to train (raise "
+        "train.early_stopping.patience, or remove train.early_stopping, to train on)\n",
+        early_.stopped_epoch(), early_reason_.c_str());
+  for (int epoch = start_epoch_;
+       epoch < cfg_.train.epochs && !done_ && !complete() && !early_stopped_; ++epoch)
     train_epoch(epoch);
   if (stopped_) {
-    if (comm_.rank() == 0 && opts_.observer) opts_.observer->on_finish({0, 0, 0, 0, true});
+    if (comm_.rank() == 0 && opts_.observer) opts_.observer->on_finish({0, 0, 0, 0, true, ""});
     return {};
   }
   const EvalResult r = evaluate();
   print_summary(r);
   if (comm_.rank() == 0 && opts_.observer) {
     const double ips = times_.wall > 0 ? times_.images / times_.wall : 0;
-    opts_.observer->on_finish({r.loss, r.accuracy, r.count, ips, false});
+    opts_.observer->on_finish({r.loss, r.accuracy, r.count, ips, false, early_reason_});
   }
   return r;
 }
@@ -116,12 +140,17 @@ EvalResult Trainer::run() {
 // One step of the global batch starting at position s*B of `order`: this
 // rank's slice, forward + backward (buckets reduced as they become final),
 // wait for the allreduce, update. Every rank runs it with the same s.
-LossResult Trainer::step(const std::vector<int64_t>& order, int64_t s) {
+LossResult Trainer::step(const std::vector<int64_t>& order, int epoch, int64_t s) {
   const int64_t b = cfg_.train.batch_size;
   const auto t0 = Clock::now();
   const int64_t gbegin = s * b, gsize = std::min(b, data_.train.count - gbegin);  // global batch
   const Slice mine = rank_slice(gsize, comm_.rank(), comm_.size());  // this rank's part
-  fill_batch(data_.train, order.data() + gbegin + mine.begin, mine.n, x_.data(), y_.data());
+  const int64_t* samples = order.data() + gbegin + mine.begin;
+  if (cfg_.data.augment.enabled())  // drawn per (seed, epoch, sample): any rank count alike
+    fill_batch_augmented(data_.train, samples, mine.n, x_.data(), y_.data(), cfg_.data.augment,
+                         cfg_.seed, epoch);
+  else
+    fill_batch(data_.train, samples, mine.n, x_.data(), y_.data());
   const auto t1 = Clock::now();
   const StepInfo info{cfg_.seed, static_cast<uint64_t>(global_step_), mine.begin};
   const float scale = 1.0f / static_cast<float>(gsize);  // mean over the GLOBAL batch
@@ -162,7 +191,7 @@ void Trainer::train_epoch(int epoch) {
       done_ = true;
       break;
     }
-    const LossResult r = step(order, s);
+    const LossResult r = step(order, epoch, s);
     loss_sum += r.loss_sum;
     correct += static_cast<double>(r.correct);
     seen += r.count;
@@ -176,13 +205,18 @@ void Trainer::train_epoch(int epoch) {
       save_checkpoint(epoch, s + 1);
   }
   if (stopped_) return;
-  const EpochMetrics m = end_epoch(epoch, loss_sum, correct, seen, since(epoch_start));
+  EpochMetrics m = end_epoch(epoch, loss_sum, correct, seen, since(epoch_start));
   std::string extra;
+  char buf[96];
   if (m.val_accuracy >= 0) {
-    char buf[96];
     std::snprintf(buf, sizeof buf, " - val_loss: %.4f - val_accuracy: %.4f", m.val_loss,
                   m.val_accuracy);
-    extra = buf;
+    extra += buf;
+  }
+  if (m.test_accuracy >= 0) {
+    std::snprintf(buf, sizeof buf, " - test_loss: %.4f - test_accuracy: %.4f", m.test_loss,
+                  m.test_accuracy);
+    extra += buf;
   }
   char ips[48];
   std::snprintf(ips, sizeof ips, " - %.0f img/s", m.images_per_sec);
@@ -192,6 +226,29 @@ void Trainer::train_epoch(int epoch) {
     save_checkpoint(epoch + 1, 0);
   else
     save_checkpoint(epoch, s);  // max_steps ended the run mid-epoch
+  after_epoch_checkpoint(m);
+}
+
+// checkpoints/best, then early stopping: rank 0 decides (only it holds the
+// history of a resumed run) and every rank ends after the same epoch, with
+// the epoch's checkpoint already written.
+void Trainer::after_epoch_checkpoint(EpochMetrics& m) {
+  if (comm_.rank() == 0 && m.best && !run_dir_.empty()) {
+    const std::string path = CheckpointDir(run_dir_ + "/checkpoints").set_best(global_step_);
+    std::printf("best checkpoint %s (%s %.4f)\n", path.c_str(), best_.monitor().c_str(),
+                best_.best());
+    std::fflush(stdout);
+    if (opts_.observer) opts_.observer->on_best(path);
+  }
+  int32_t stop = 0;
+  if (comm_.rank() == 0 && early_.on_epoch_end(m)) {
+    stop = 1;
+    early_reason_ = early_.reason();
+    std::printf("early stopping after epoch %d: %s\n", m.epoch, early_reason_.c_str());
+    std::fflush(stdout);
+  }
+  comm_.broadcast(&stop, sizeof stop, 0);
+  if (stop) done_ = early_stopped_ = true;
 }
 
 // Rank 0 asks its observer; every rank acts on the same command at this step.
@@ -278,11 +335,17 @@ EpochMetrics Trainer::end_epoch(int epoch, double loss_sum, double correct, int6
                        total_steps_);
   m.seconds = seconds;
   m.images_per_sec = seconds > 0 ? sums[2] / seconds : 0;
-  if (cfg_.train.eval) {
-    const EvalResult e = evaluate();
+  if (cfg_.train.eval && data_.val.count > 0) {
+    const EvalResult e = evaluate_validation();
     m.val_loss = e.loss;
     m.val_accuracy = e.accuracy;
   }
+  if (cfg_.train.eval && cfg_.train.test_each_epoch) {
+    const EvalResult e = evaluate();
+    m.test_loss = e.loss;
+    m.test_accuracy = e.accuracy;
+  }
+  m.best = best_.improves(m);
   history_.push_back(m);
   if (comm_.rank() == 0 && !run_dir_.empty()) {
     append_metrics(run_dir_ + "/metrics.jsonl", m);
@@ -315,6 +378,16 @@ EvalResult Trainer::evaluate() {
       throw Error("the test slice loaded does not match this rank's evaluation slice");
     mine.begin = 0;
   }
+  return evaluate_slice(test, mine);
+}
+
+EvalResult Trainer::evaluate_validation() {
+  return evaluate_slice(data_.val, rank_slice(data_.val.count, comm_.rank(), comm_.size()));
+}
+
+// Samples [mine.begin, mine.begin + mine.n) of `test` on this rank, summed
+// over all ranks (collective).
+EvalResult Trainer::evaluate_slice(const Dataset& test, Slice mine) {
   const int eb =
       cfg_.train.eval_batch_size > 0 ? cfg_.train.eval_batch_size : cfg_.train.batch_size;
   const int chunk = std::max(1, (eb + comm_.size() - 1) / comm_.size());

@@ -18,7 +18,7 @@
 #include "model/model.h"
 #include "optim/optimizer.h"
 #include "train/batch_stats_comm.h"
-
+#include "train/early_stopping.h"
 #include "train/history.h"
 #include "train/observer.h"
 
@@ -74,6 +74,8 @@ class Trainer {
   // Each test sample is evaluated exactly once across ranks; the result is the
   // same on every rank and for every rank count.
   EvalResult evaluate();
+  // The same over the held-out validation set (train.validation_split).
+  EvalResult evaluate_validation();
   // Prints the final "test_loss ... test_acc ..." and "perf {...}" lines (rank 0).
   void print_summary(const EvalResult& final_eval);
 
@@ -87,6 +89,8 @@ class Trainer {
   int64_t global_step() const { return global_step_; }
   int64_t total_steps() const { return total_steps_; }
   bool stopped() const { return stopped_; }
+  // train.early_stopping ended the run (now, or before the checkpoint it resumed).
+  bool early_stopped() const { return early_stopped_; }
   // True when the resumed checkpoint already holds the whole run (its epochs or
   // max_steps): run() then trains nothing and only evaluates.
   bool complete() const { return global_step_ >= total_steps_; }
@@ -94,7 +98,10 @@ class Trainer {
  private:
   using Clock = std::chrono::steady_clock;
   void train_epoch(int epoch);
-  LossResult step(const std::vector<int64_t>& order, int64_t s);
+  LossResult step(const std::vector<int64_t>& order, int epoch, int64_t s);
+  EvalResult evaluate_slice(const Dataset& d, Slice mine);
+  void after_epoch_checkpoint(EpochMetrics& m);
+  void replay_callbacks(const std::string& saved_yaml);
   bool handle_command(int epoch, int64_t step_in_epoch);
   void gather_rank_stats();
   EpochMetrics end_epoch(int epoch, double loss_sum, double correct, int64_t seen, double seconds);
@@ -128,8 +135,12 @@ class Trainer {
   RankStats last_window_;           // this rank's figures of the last window that had steps
   std::vector<std::string> hosts_;  // one per rank, gathered in run()
   std::vector<EpochMetrics> history_;
+  EarlyStopping early_;
+  BestTracker best_;
   std::string run_dir_;
   bool done_ = false, stopped_ = false;
+  bool early_stopped_ = false;  // rank 0's EarlyStopping decided (broadcast)
+  std::string early_reason_;    // rank 0
 };
 
 // FNV-1a over the bytes of a float buffer: cheap replica-agreement check.

@@ -15,13 +15,13 @@ namespace dpcnn {
 namespace {
 
 MetricsRecord to_record(const EpochMetrics& m) {
-  return {m.epoch,        m.step, m.loss,    m.accuracy,      m.val_loss,
-          m.val_accuracy, m.lr,   m.seconds, m.images_per_sec};
+  return {m.epoch, m.step,    m.loss,           m.accuracy,  m.val_loss,      m.val_accuracy,
+          m.lr,    m.seconds, m.images_per_sec, m.test_loss, m.test_accuracy, m.best};
 }
 
 EpochMetrics from_record(const MetricsRecord& r) {
-  return {r.epoch,        r.step, r.loss,    r.accuracy,      r.val_loss,
-          r.val_accuracy, r.lr,   r.seconds, r.images_per_sec};
+  return {r.epoch, r.step,    r.loss,           r.accuracy,  r.val_loss,      r.val_accuracy,
+          r.lr,    r.seconds, r.images_per_sec, r.test_loss, r.test_accuracy, r.best};
 }
 
 }  // namespace
@@ -59,7 +59,8 @@ void Trainer::save_checkpoint(int epoch, int64_t step_in_epoch, bool on_command)
 void Trainer::resume(const std::string& what) {
   // Rank 0 finds and loads the checkpoint; a failure there is an exception that
   // the worker's main turns into one line and a job-wide abort.
-  int64_t pos[4] = {0, 0, 0, 0};  // found, epoch, step_in_epoch, global_step
+  // found, epoch, step_in_epoch, global_step, stopped early
+  int64_t pos[5] = {0, 0, 0, 0, 0};
   if (comm_.rank() == 0) {
     CheckpointData c;
     std::string path;
@@ -80,6 +81,8 @@ void Trainer::resume(const std::string& what) {
       pos[2] = c.step_in_epoch;
       pos[3] = c.global_step;
       for (const auto& r : c.metrics) history_.push_back(from_record(r));
+      if (!run_dir_.empty()) replay_callbacks(c.config_yaml);
+      pos[4] = early_.stopped();
       if (!run_dir_.empty()) {
         std::ostringstream log;  // the run's log now matches the checkpoint's history
         for (const auto& m : history_) log << to_json(m) << '\n';
@@ -107,6 +110,34 @@ void Trainer::resume(const std::string& what) {
   start_epoch_ = static_cast<int>(pos[1]);
   start_step_ = pos[2];
   global_step_ = saved_step_ = pos[3];
+  early_stopped_ = pos[4] != 0;
+}
+
+// EarlyStopping and the best checkpoint are functions of the metric history:
+// replaying it restores their state (best value, epochs waited, stopped). A
+// run that had stopped early and would not stop under the new settings says
+// so, rather than train on silently.
+void Trainer::replay_callbacks(const std::string& saved_yaml) {
+  for (const auto& m : history_) {
+    early_.on_epoch_end(m);
+    best_.improves(m);
+  }
+  if (early_.stopped()) {
+    early_reason_ = early_.reason();
+    return;
+  }
+  if (saved_yaml.empty()) return;
+  try {
+    EarlyStopping before(parse_config(saved_yaml, "checkpoint").train.early_stopping);
+    for (const auto& m : history_) before.on_epoch_end(m);
+    if (before.stopped())
+      std::printf(
+          "resume: this run had stopped early after epoch %d (%s); with the new "
+          "train.early_stopping settings it trains on\n",
+          before.stopped_epoch(), before.reason().c_str());
+  } catch (const Error&) {
+    // A config this version no longer reads: nothing to compare with.
+  }
 }
 
 // Every setting that differs from the checkpoint's config is listed with the

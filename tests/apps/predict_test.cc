@@ -291,3 +291,36 @@ TEST_F(PredictTest, BadInputsGiveOneLineAndExitCode2) {
 
 }  // namespace
 }  // namespace dpcnn
+
+namespace dpcnn {
+namespace {
+
+// A run whose best checkpoint (the band model, every digit right) is older
+// than its latest (the same model with zero weights): given the directory,
+// dpcnn-predict reads best and says so; given `latest`, it reads latest.
+TEST_F(PredictTest, ADirectoryGivesItsBestCheckpointAndSaysSo) {
+  CheckpointData good = read_checkpoint(resolve_checkpoint_path(dir_ + "/band"));
+  CheckpointDir d(dir_ + "/pick/checkpoints");
+  good.global_step = 10;
+  d.save(good, 1);
+  d.set_best(10);
+  CheckpointData zero = good;
+  zero.global_step = 20;
+  for (TensorData& t : zero.params) std::fill(t.data.begin(), t.data.end(), 0.0f);
+  d.save(zero, 1);  // keep 1: rotation must spare best
+  const std::string idx = " --idx " + dir_ + "/images-idx3-ubyte " + dir_ + "/labels-idx1-ubyte";
+  const Result best = run("--checkpoint " + dir_ + "/pick" + idx);
+  ASSERT_EQ(best.code, 0) << best.err;
+  EXPECT_NE(best.err.find("using the best checkpoint '" + dir_ +
+                          "/pick/checkpoints/ckpt-0000000010.pb' (checkpoints/best)"),
+            std::string::npos)
+      << best.err;
+  EXPECT_NE(best.out.find("12/12"), std::string::npos) << best.out;
+  const Result latest = run("--checkpoint " + dir_ + "/pick/checkpoints/latest" + idx);
+  ASSERT_EQ(latest.code, 0) << latest.err;
+  EXPECT_EQ(latest.err.find("best"), std::string::npos) << latest.err;
+  EXPECT_EQ(latest.out.find("12/12"), std::string::npos) << latest.out;
+}
+
+}  // namespace
+}  // namespace dpcnn

@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "dpcnn/v1/checkpoint.pb.h"
 
 namespace dpcnn {
 namespace {
@@ -66,6 +67,9 @@ CheckpointData sample(int64_t step = 7, size_t n = 1000) {
   m.lr = 1e-3;
   m.seconds = 1.5;
   m.images_per_sec = 1234.5;
+  m.test_loss = 0.27;
+  m.test_accuracy = 0.91;
+  m.best = true;
   c.metrics = {m};
   return c;
 }
@@ -105,6 +109,9 @@ void expect_same(const CheckpointData& a, const CheckpointData& b) {
     EXPECT_EQ(a.metrics[i].lr, b.metrics[i].lr);
     EXPECT_EQ(a.metrics[i].seconds, b.metrics[i].seconds);
     EXPECT_EQ(a.metrics[i].images_per_sec, b.metrics[i].images_per_sec);
+    EXPECT_EQ(a.metrics[i].test_loss, b.metrics[i].test_loss);
+    EXPECT_EQ(a.metrics[i].test_accuracy, b.metrics[i].test_accuracy);
+    EXPECT_EQ(a.metrics[i].best, b.metrics[i].best);
   }
 }
 
@@ -281,6 +288,68 @@ TEST(CheckpointDir, KeepsNewestAndPointsLatestAtIt) {
   }
   fs::remove_all(run);
   fs::remove_all(empty);
+}
+
+// Checkpoints written before held-out validation kept the per-epoch TEST
+// scores in val_loss/val_accuracy: they load as test_* (and no val_*).
+TEST(Checkpoint, OlderMetricsWithoutSplitNamingLoadAsTestScores) {
+  const std::string bytes = serialize_checkpoint(sample());
+  const uint64_t n = bytes.size() - 16 - 32;
+  v1::Checkpoint p;
+  ASSERT_TRUE(p.ParseFromString(bytes.substr(16, n)));
+  ASSERT_TRUE(p.metrics(0).split_naming());
+  auto* r = p.mutable_metrics(0);
+  r->clear_split_naming();
+  r->clear_test_loss();
+  r->clear_test_accuracy();
+  r->clear_best();
+  std::string payload = p.SerializeAsString();
+  std::string old = bytes.substr(0, 8);
+  for (int i = 0; i < 8; ++i) old.push_back(static_cast<char>((payload.size() >> (8 * i)) & 0xff));
+  unsigned char md[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(payload.data()), payload.size(), md);
+  old += payload + std::string(reinterpret_cast<char*>(md), sizeof md);
+  const CheckpointData c = parse_checkpoint_bytes(old, "old");
+  ASSERT_EQ(c.metrics.size(), 1u);
+  EXPECT_EQ(c.metrics[0].test_loss, 0.25);
+  EXPECT_EQ(c.metrics[0].test_accuracy, 0.92);
+  EXPECT_LT(c.metrics[0].val_loss, 0);
+  EXPECT_LT(c.metrics[0].val_accuracy, 0);
+}
+
+// checkpoints/best is never rotated away, and a model tool given the
+// directory reads it (saying so); resuming still reads `latest`.
+TEST(CheckpointDir, BestSurvivesRotationAndIsWhatModelToolsRead) {
+  const std::string run = fresh_dir("best");
+  const std::string dir = run + "/checkpoints";
+  CheckpointDir d(dir);
+  d.save(sample(100), 2);
+  EXPECT_EQ(d.set_best(100), dir + "/ckpt-0000000100.pb");
+  EXPECT_EQ(slurp(dir + "/best"), "ckpt-0000000100.pb\n");
+  for (int64_t s : {200, 300, 400, 500}) d.save(sample(s), 2);
+  EXPECT_EQ(d.list(),
+            (std::vector<std::string>{dir + "/ckpt-0000000500.pb", dir + "/ckpt-0000000400.pb",
+                                      dir + "/ckpt-0000000100.pb"}));
+  EXPECT_EQ(d.best_name(), "ckpt-0000000100.pb");
+  std::string note;
+  EXPECT_EQ(resolve_model_checkpoint(run, &note), dir + "/ckpt-0000000100.pb");
+  EXPECT_NE(note.find("best"), std::string::npos);
+  EXPECT_EQ(resolve_model_checkpoint(dir), dir + "/ckpt-0000000100.pb");
+  EXPECT_EQ(resolve_checkpoint_path(run), dir + "/ckpt-0000000500.pb");  // resume: latest
+  // A file given by name is that file.
+  EXPECT_EQ(resolve_model_checkpoint(dir + "/ckpt-0000000400.pb"), dir + "/ckpt-0000000400.pb");
+  // Moving best on lets rotation take the old one.
+  d.set_best(500);
+  d.save(sample(600), 2);
+  EXPECT_FALSE(fs::exists(dir + "/ckpt-0000000100.pb"));
+  EXPECT_TRUE(fs::exists(dir + "/ckpt-0000000500.pb"));
+  EXPECT_THROW(d.set_best(100), Error);  // it must exist
+  // Without best, the latest.
+  fs::remove(dir + "/best");
+  note.clear();
+  EXPECT_EQ(resolve_model_checkpoint(run, &note), dir + "/ckpt-0000000600.pb");
+  EXPECT_EQ(note, "");
+  fs::remove_all(run);
 }
 
 TEST(CheckpointDir, KeepZeroKeepsAll) {

@@ -137,7 +137,7 @@ TEST_F(StatusServiceTest, ReportsBecomeStatus) {
     m.val_accuracy = 0.9;
     r->on_epoch_end(m);
     r->on_checkpoint("runs/test/checkpoints/ckpt-50.pb", 50);
-    r->on_finish({0.3, 0.95, 203, 3000, false});
+    r->on_finish({0.3, 0.95, 203, 3000, false, ""});
   }  // the destructor flushes
   const pb::JobStatus s = get();
   EXPECT_EQ(s.state(), pb::JOB_STATE_RUNNING);

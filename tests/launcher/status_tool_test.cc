@@ -91,9 +91,13 @@ class StatusTool : public ::testing::Test {
     m.accuracy = 0.8;
     m.val_loss = 0.4;
     m.val_accuracy = 0.9;
+    m.test_loss = 0.45;
+    m.test_accuracy = 0.88;
+    m.best = true;
     m.images_per_sec = 1234;
     r->on_epoch_end(m);
     r->on_checkpoint("runs/job/checkpoints/ckpt-0000000050.pb", 50);
+    r->on_best("runs/job/checkpoints/ckpt-0000000050.pb");
     ProgressInfo p;
     p.epoch = 2;
     p.step_in_epoch = 10;
@@ -104,7 +108,7 @@ class StatusTool : public ::testing::Test {
     p.images_per_sec = images_per_sec;
     p.lr = 5e-4;
     r->on_progress(p);
-    r->on_finish({0.3, 0.95, 203, 0, false});
+    r->on_finish({0.3, 0.95, 203, 0, false, "val_loss did not improve (best 0.4 at epoch 1)"});
   }  // the reporter's destructor flushes
 
   std::unique_ptr<StatusService> service;
@@ -128,8 +132,11 @@ TEST_F(StatusTool, TextShowsEachPartOfTheStatus) {
       "speed       10 images/s, ETA 2m08s, learning rate 0.0005\n",
       "checkpoint  " + cwd + "/runs/job/checkpoints/ckpt-0000000050.pb (step 50)\n",
       "epochs      (loss/accuracy: mean of the whole epoch, all ranks)\n",
-      "epoch 1     loss 0.5000 accuracy 0.8000 val_loss 0.4000 val_accuracy 0.9000 (1234 img/s)\n",
+      "epoch 1     loss 0.5000 accuracy 0.8000 val_loss 0.4000 val_accuracy 0.9000 test_loss "
+      "0.4500 test_accuracy 0.8800 (1234 img/s) best\n",
       "validation  val_loss 0.4000 val_accuracy 0.9000 (after epoch 1)\n",
+      "best        runs/job/checkpoints/ckpt-0000000050.pb\n",
+      "early stop  val_loss did not improve (best 0.4 at epoch 1)\n",
       "result      test_loss 0.3000 test_acc 0.9500 (203 samples)\n",
   };
   for (const std::string& line : want)

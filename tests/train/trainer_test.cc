@@ -44,8 +44,9 @@ struct TrainerTest : ::testing::Test {
 // is far above chance, and the run directory gets its metrics and plot.
 TEST_F(TrainerTest, ShortRunLearnsAndWritesMetrics) {
   const std::string dir = testing::synthetic_mnist_dir();
-  Config cfg = load_config("configs/mnist.yaml", {"data.dir=" + dir, "train.epochs=3",
-                                                  "runs_dir=" + runs.string(), "name=t"});
+  Config cfg = load_config("configs/mnist.yaml",
+                           {"data.dir=" + dir, "train.epochs=3", "train.test_each_epoch=true",
+                            "runs_dir=" + runs.string(), "name=t"});
   auto comm = make_self_communicator();
   const DataSplit data = load_mnist_dir(cfg.data.dir);
   TrainerOptions opts;
@@ -62,7 +63,8 @@ TEST_F(TrainerTest, ShortRunLearnsAndWritesMetrics) {
   int lines = 0;
   while (std::getline(metrics, line)) {
     ++lines;
-    EXPECT_NE(line.find("\"val_accuracy\""), std::string::npos);
+    EXPECT_NE(line.find("\"test_accuracy\""), std::string::npos);  // no validation split
+    EXPECT_EQ(line.find("\"val_accuracy\""), std::string::npos);
   }
   EXPECT_EQ(lines, 3);
   std::ifstream svg(runs / "t" / "curves.svg");
