@@ -23,6 +23,7 @@
 #include "core/version.h"
 #include "data/dataset.h"
 #include "layers/dnnl_info.h"
+#include "layers/precision.h"
 #include "report/reporter.h"
 #include "report/rpc_versions.h"
 #include "run/run_dir.h"
@@ -100,6 +101,22 @@ RunChoice choose_run(const dpcnn::Config& cfg, const std::string& resume,
   return c;
 }
 
+// --profile: per-layer milliseconds a training step (rank 0's slice), in
+// execution order (conv+relu+pool runs as conv, pool, relu: model.cc).
+void print_profile(const dpcnn::Model& m) {
+  std::printf("profile (ms per step, rank 0, %s):\n", dpcnn::precision_name(m.precision()));
+  std::printf("  %-28s %9s %9s %9s\n", "layer", "forward", "backward", "total");
+  double f = 0, b = 0;
+  for (const auto& t : m.layer_timings()) {
+    const double s = t.steps ? 1e3 / t.steps : 0;
+    std::printf("  %-28s %9.3f %9.3f %9.3f\n", t.name.c_str(), t.forward_s * s, t.backward_s * s,
+                (t.forward_s + t.backward_s) * s);
+    f += t.forward_s * s;
+    b += t.backward_s * s;
+  }
+  std::printf("  %-28s %9.3f %9.3f %9.3f\n", "all layers", f, b, f + b);
+}
+
 std::string command_line(int argc, char** argv) {
   std::string s;
   for (int i = 0; i < argc; ++i) s += (i ? " " : "") + std::string(argv[i]);
@@ -117,6 +134,15 @@ int main(int argc, char** argv) {
   std::string save_params;
   app.add_option("--save-params", save_params,
                  "write the final parameters (raw float32, plain layout) to this file (rank 0)");
+  std::string precision;
+  app.add_option("--precision", precision,
+                 "fp32, bf16 or auto: overrides train.precision (auto: bf16 where the CPU "
+                 "computes it fast, i.e. AMX; fp32 elsewhere)")
+      ->check(CLI::IsMember({"fp32", "bf16", "auto"}));
+  bool profile = false;
+  app.add_flag("--profile", profile,
+               "time every layer's forward and backward (rank 0 prints a table at the end; "
+               "slows training slightly)");
   bool evaluate_only = false;
   app.add_flag("--evaluate-only", evaluate_only,
                "evaluate the initial (or --resume'd) model on the test set and exit");
@@ -179,12 +205,19 @@ int main(int argc, char** argv) {
     return 1;
   }
   try {
+    if (!precision.empty()) overrides.push_back("train.precision=" + precision);
     const dpcnn::Config cfg = dpcnn::load_config(config_path, overrides);
     const int threads = choose_threads(cfg, *comm);
     omp_set_num_threads(threads);
+    const dpcnn::PrecisionChoice prec =
+        dpcnn::choose_precision(cfg.train.precision, dpcnn::detect_cpu_bf16(),
+                                precision.empty() ? "train.precision" : "--precision");
+    opts.precision = prec.precision;
     if (comm->rank() == 0)
-      std::printf("dpcnn-train: %s, %d rank(s) x %d thread(s), global batch %d\n", cfg.name.c_str(),
-                  comm->size(), threads, cfg.train.batch_size);
+      std::printf(
+          "dpcnn-train: %s, %d rank(s) x %d thread(s), global batch %d, precision %s (%s)\n",
+          cfg.name.c_str(), comm->size(), threads, cfg.train.batch_size,
+          dpcnn::precision_name(prec.precision), prec.why.c_str());
     const dpcnn::DataSplit data = dpcnn::load_job_data(cfg, *comm);
     dpcnn::check_memory(cfg, data, comm->size(), comm->local_size());
     // Every rank calls resume() when any may (it is collective); rank 0 alone
@@ -222,10 +255,12 @@ int main(int argc, char** argv) {
           static_cast<long long>(trainer.global_step()),
           static_cast<long long>(trainer.total_steps()), cfg.train.epochs,
           static_cast<long long>(cfg.train.max_steps));
+    trainer.model().set_profiling(profile);
     if (evaluate_only)
       trainer.print_summary(trainer.evaluate());
     else
       trainer.run();
+    if (profile && comm->rank() == 0) print_profile(trainer.model());
     if (!save_params.empty() && comm->rank() == 0) save_raw(save_params, trainer.model());
   } catch (const std::exception& e) {
     std::fflush(stdout);

@@ -709,12 +709,14 @@ Config Parser::parse(const YAML::Node& root) const {
   data.read_bool("broadcast", cfg.data.broadcast);
 
   const Section train =
-      sub(*this, top, "train", {"epochs", "batch_size", "eval_batch_size", "max_steps", "eval"});
+      sub(*this, top, "train",
+          {"epochs", "batch_size", "eval_batch_size", "max_steps", "eval", "precision"});
   train.read_int("epochs", cfg.train.epochs, 1);
   train.read_int("batch_size", cfg.train.batch_size, 1);
   train.read_int("eval_batch_size", cfg.train.eval_batch_size, 1);
   train.read_int("max_steps", cfg.train.max_steps, 0);
   train.read_bool("eval", cfg.train.eval);
+  train.read_enum("precision", cfg.train.precision, {"fp32", "bf16", "auto"});
 
   OptimizerConfig& o = cfg.optimizer;
   const Section opt = sub(*this, top, "optimizer",

@@ -71,6 +71,8 @@ struct TrainConfig {
   int eval_batch_size = 64;  // global, for evaluation only (bounds its memory)
   int max_steps = 0;         // > 0: stop after this many steps (tests, benchmarks)
   bool eval = true;          // evaluate on the test set after each epoch
+  // fp32 | bf16 | auto: bf16 mixed precision where the CPU pays for it (layers/precision.h).
+  std::string precision = "auto";
 };
 
 struct ModelConfig {

@@ -72,11 +72,14 @@ void glorot_uniform(float* w, size_t n, int fan_in, int fan_out, Rng& rng) {
 }
 
 std::unique_ptr<Layer> make_layer(const LayerSpec& spec, const Context& ctx,
-                                  const memory::desc& src_md, bool training) {
+                                  const memory::desc& src_md, bool training,
+                                  const LayerTypes& types) {
   const std::string& t = spec.type;
-  if (t == "conv2d") return std::make_unique<Conv2D>(spec, ctx, src_md, training);
+  if ((t == "dropout" || t == "batchnorm") && src_md.data_type() != dt::f32)
+    throw Error(t + " needs an f32 input (the layer before it must hand on f32)");
+  if (t == "conv2d") return std::make_unique<Conv2D>(spec, ctx, src_md, training, types);
   if (t == "maxpool2d") return std::make_unique<MaxPool2D>(spec, ctx, src_md, training);
-  if (t == "dense") return std::make_unique<Dense>(spec, ctx, src_md, training);
+  if (t == "dense") return std::make_unique<Dense>(spec, ctx, src_md, training, types);
   if (t == "relu") return std::make_unique<ReLU>(ctx, src_md, training);
   if (t == "flatten") return std::make_unique<Flatten>(ctx, src_md, training);
   if (t == "dropout") return std::make_unique<Dropout>(spec, ctx, src_md, training);

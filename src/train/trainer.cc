@@ -42,7 +42,7 @@ uint64_t checksum(const float* data, size_t n) {
 
 Trainer::Trainer(const Config& cfg, Communicator& comm, const DataSplit& data,
                  const TrainerOptions& options)
-    : cfg_(cfg), comm_(comm), data_(data), opts_(options), model_(cfg.model) {
+    : cfg_(cfg), comm_(comm), data_(data), opts_(options), model_(cfg.model, options.precision) {
   const int b = cfg.train.batch_size;
   if (b < comm.size())
     throw InputError("train.batch_size " + std::to_string(b) + " is smaller than the rank count " +
@@ -58,6 +58,10 @@ Trainer::Trainer(const Config& cfg, Communicator& comm, const DataSplit& data,
   if (cfg.train.max_steps > 0) total_steps_ = std::min<int64_t>(total_steps_, cfg.train.max_steps);
   set_run_dir(options.run_dir);
   if (comm.size() > 1) model_.set_batch_stats_reducer(&batch_stats_);
+  // Evaluation in f32 whatever trains: the accuracy is then the same for any
+  // rank count (a bf16 kernel's rounding may depend on the slice's size) and
+  // what dpcnn-predict and the ONNX export compute by default.
+  model_.set_inference_precision(Precision::kFp32);
   // Rank 0's initial weights are everyone's (as DDP and Horovod do).
   model_.init(cfg.seed);
   opt_ = make_optimizer(cfg.optimizer, model_.param_count());

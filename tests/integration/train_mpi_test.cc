@@ -44,8 +44,10 @@ class TrainMpi : public ::testing::Test {
     const std::string cmd = std::string(DPCNN_SOURCE_DIR) + "/scripts/mpirun.sh -np " +
                             std::to_string(np) + " " + DPCNN_BIN_DIR + "/dpcnn-train --config " +
                             config + " --set data.dir=" + data + " runs_dir=" + tmp.string() +
-                            " distributed.threads_per_rank=1 " + sets + " --save-params " + out +
-                            " " + extra;
+                            // fp32: its equivalence across rank counts is checked here
+                            // (auto would pick bf16 on a CPU with native bf16).
+                            " distributed.threads_per_rank=1 train.precision=fp32 " + sets +
+                            " --save-params " + out + " " + extra;
     Result r = sh(cmd);
     if (params) *params = read_floats(out);
     return r;

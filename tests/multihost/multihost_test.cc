@@ -151,7 +151,7 @@ class MultiHost : public ::testing::Test {
   std::string vcluster() const { return kSrc + "/cluster/vcluster.sh "; }
   std::string worker(const std::string& config, const std::string& sets) const {
     return kBin + "/dpcnn-train --config " + config + " --set data.dir=" + data +
-           " runs_dir=" + tmp.string() + " " + sets;
+           " runs_dir=" + tmp.string() + " train.precision=fp32 " + sets;  // fp32's contracts
   }
   // Trains with `mpirun_prefix` (e.g. the cluster's mpirun and -np 2); returns
   // rank 0's final parameters.
