@@ -5,6 +5,7 @@
 // failures). The work is in src/predict/ (files, parallel decoding, batches).
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -36,7 +37,7 @@ struct Options {
   int top = 3;
   int batch = 64;
   std::string precision = "fp32";
-  bool json = false, show = false, version = false;
+  bool json = false, show = false, version = false, profile = false;
 };
 
 std::string json_probs(const std::vector<double>& p) {
@@ -182,9 +183,26 @@ int evaluate_idx(const Options& o, dpcnn::SavedModel& m) {
                               " of sample " + std::to_string(i) + " is not below the model's " +
                               std::to_string(m.classes) + " classes");
   // As the trainer feeds them: pixel / 255, no other preprocessing.
+  using Clock = std::chrono::steady_clock;
+  const auto t0 = Clock::now();
   std::vector<float> x(s.images.data.size());
   for (size_t i = 0; i < x.size(); ++i) x[i] = s.images.data[i] / 255.0f;
+  const auto t1 = Clock::now();
+  m.model->set_profiling(o.profile);
   const std::vector<double> p = dpcnn::classify_tensors(m, x.data(), s.n, o.batch);
+  const auto t2 = Clock::now();
+  if (o.profile) {
+    auto ms = [](Clock::time_point a, Clock::time_point b) {
+      return std::chrono::duration<double, std::milli>(b - a).count();
+    };
+    const int batches = (s.n + o.batch - 1) / o.batch;
+    std::fprintf(stderr,
+                 "profile: %d images in %d batches of %d: pixels/255 %.1f ms, network and "
+                 "probabilities %.1f ms (%.3f ms a batch, %.0f images/s)\n"
+                 "per batch on the first thread's copy of the network:\n%s",
+                 s.n, batches, o.batch, ms(t0, t1), ms(t1, t2), ms(t1, t2) / batches,
+                 s.n / (ms(t1, t2) / 1e3), m.model->profile_table("batch").c_str());
+  }
   std::vector<std::vector<int64_t>> confusion(m.classes, std::vector<int64_t>(m.classes, 0));
   int64_t correct = 0;
   for (int i = 0; i < s.n; ++i) {
@@ -268,6 +286,8 @@ int main(int argc, char** argv) {
                  "fp32 (default: matches training's evaluation and the ONNX export), bf16, or "
                  "auto (bf16 where the CPU computes it fast, i.e. AMX)")
       ->check(CLI::IsMember({"fp32", "bf16", "auto"}));
+  app.add_flag("--profile", o.profile,
+               "with --idx: time each layer a batch and the phases (on stderr)");
   app.add_option("--write-png", o.write_png,
                  "with --idx: write the first --count images as DIR/<index>-label-<label>.png");
   app.add_option("--count", o.count, "images for --write-png (default 10)")

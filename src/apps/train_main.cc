@@ -101,22 +101,6 @@ RunChoice choose_run(const dpcnn::Config& cfg, const std::string& resume,
   return c;
 }
 
-// --profile: per-layer milliseconds a training step (rank 0's slice), in
-// execution order (conv+relu+pool runs as conv, pool, relu: model.cc).
-void print_profile(const dpcnn::Model& m) {
-  std::printf("profile (ms per step, rank 0, %s):\n", dpcnn::precision_name(m.precision()));
-  std::printf("  %-28s %9s %9s %9s\n", "layer", "forward", "backward", "total");
-  double f = 0, b = 0;
-  for (const auto& t : m.layer_timings()) {
-    const double s = t.steps ? 1e3 / t.steps : 0;
-    std::printf("  %-28s %9.3f %9.3f %9.3f\n", t.name.c_str(), t.forward_s * s, t.backward_s * s,
-                (t.forward_s + t.backward_s) * s);
-    f += t.forward_s * s;
-    b += t.backward_s * s;
-  }
-  std::printf("  %-28s %9.3f %9.3f %9.3f\n", "all layers", f, b, f + b);
-}
-
 std::string command_line(int argc, char** argv) {
   std::string s;
   for (int i = 0; i < argc; ++i) s += (i ? " " : "") + std::string(argv[i]);
@@ -260,7 +244,9 @@ int main(int argc, char** argv) {
       trainer.print_summary(trainer.evaluate());
     else
       trainer.run();
-    if (profile && comm->rank() == 0) print_profile(trainer.model());
+    if (profile && comm->rank() == 0)
+      std::printf("profile (rank 0's slice; conv+relu+pool runs as conv, pool, relu):\n%s",
+                  trainer.model().profile_table("step").c_str());
     if (!save_params.empty() && comm->rank() == 0) save_raw(save_params, trainer.model());
   } catch (const std::exception& e) {
     std::fflush(stdout);

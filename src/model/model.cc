@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 
 #include "core/error.h"
@@ -240,6 +241,7 @@ void Model::start_timing(const Chain& c) {
       timings_.push_back({std::to_string(i) + " " + l.kind() + " " + name(l.src_md().data_type()) +
                           "->" + name(l.dst_md().data_type())});
     }
+  if (timings_.size() == c.layers.size()) timings_.push_back({"loss (log-softmax)"});
   for (auto& t : timings_) ++t.steps;
 }
 
@@ -249,7 +251,9 @@ LossResult Model::train_step(const float* x, const int32_t* y, int n, float grad
   Chain& c = chain(n, true);
   if (profiling_) start_timing(c);
   forward(c, x, info, profiling_);
+  const auto tl = std::chrono::steady_clock::now();
   LossResult r = c.loss->forward(c.layers.back()->dst(), y, grad_scale);
+  if (profiling_) timings_.back().forward_s += seconds_since(tl);
   const memory* diff = &c.loss->diff_logits();
   for (size_t i = c.layers.size(); i-- > 0;) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -289,10 +293,33 @@ LossResult Model::evaluate(const float* x, const int32_t* y, int n) {
   return c.loss->forward(c.layers.back()->dst(), y, 0.0f);
 }
 
+std::string Model::profile_table(const std::string& per) const {
+  std::string out;
+  char line[160];
+  std::snprintf(line, sizeof line, "  %-28s %9s %9s %9s   (ms per %s, %s)\n", "layer", "forward",
+                "backward", "total", per.c_str(), precision_name(precision_));
+  out += line;
+  double f = 0, b = 0;
+  for (const auto& t : timings_) {
+    const double k = t.steps ? 1e3 / static_cast<double>(t.steps) : 0;
+    std::snprintf(line, sizeof line, "  %-28s %9.3f %9.3f %9.3f\n", t.name.c_str(), t.forward_s * k,
+                  t.backward_s * k, (t.forward_s + t.backward_s) * k);
+    out += line;
+    f += t.forward_s * k;
+    b += t.backward_s * k;
+  }
+  std::snprintf(line, sizeof line, "  %-28s %9.3f %9.3f %9.3f\n", "all", f, b, f + b);
+  return out + line;
+}
+
+// Profiled (set_profiling), each call counts as a step of forward times.
 const float* Model::log_probs(const float* x, int n) {
   Chain& c = chain(n, false);
-  forward(c, x, StepInfo{});
+  if (profiling_) start_timing(c);
+  forward(c, x, StepInfo{}, profiling_);
+  const auto t0 = std::chrono::steady_clock::now();
   c.loss->forward(c.layers.back()->dst(), nullptr, 0.0f);
+  if (profiling_) timings_.back().forward_s += seconds_since(t0);
   return c.loss->log_probs();
 }
 

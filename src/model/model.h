@@ -74,6 +74,8 @@ class Model {
   // the timing waits on the stream after every layer).
   void set_profiling(bool on) { profiling_ = on; }
   const std::vector<LayerTiming>& layer_timings() const { return timings_; }
+  // The timings as a table, milliseconds per step (`per`: "step", "batch").
+  std::string profile_table(const std::string& per) const;
   int64_t input_size() const { return cfg_.input[0] * cfg_.input[1] * cfg_.input[2]; }
 
   // Called during backward with the offset of the first parameter of the layer
