@@ -18,10 +18,15 @@ memory Context::alloc(const memory::desc& md, const char* role) const {
   Buffer& b = shared_[key];
   if (b.bytes < bytes) {
     if (b.data) retired_.push_back(b.data);
-    const size_t rounded = (bytes + 63) / 64 * 64;
+    // A bf16 tensor gets the bytes of its f32 twin: the trainer's f32
+    // evaluation chain then reuses the buffer rather than retiring it and
+    // allocating its own (pages that only a bf16 chain uses are never touched,
+    // so they cost no resident memory).
+    const size_t want = md.data_type() == dt::bf16 ? 2 * bytes : bytes;
+    const size_t rounded = (want + 63) / 64 * 64;
     b.data = std::shared_ptr<void>(std::aligned_alloc(64, rounded), std::free);
     if (!b.data) throw std::bad_alloc();
-    b.bytes = bytes;
+    b.bytes = want;
   }
   return memory(md, engine, b.data.get());
 }
