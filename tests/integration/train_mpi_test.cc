@@ -160,7 +160,8 @@ TEST_F(TrainMpi, BroadcastDataNeedsFilesOnRankZeroOnly) {
       "/scripts/mpirun.sh -np 2 sh -c 'if [ \"$OMPI_COMM_WORLD_RANK\" = 1 ]; then d=" +
       tmp.string() + "/missing; else d=" + data + "; fi; exec " + DPCNN_BIN_DIR +
       "/dpcnn-train --config configs/mnist.yaml --set data.dir=$d data.broadcast=true runs_dir=" +
-      tmp.string() + " distributed.threads_per_rank=1 " + sets + " --save-params " + out + "'";
+      tmp.string() + " distributed.threads_per_rank=1 train.precision=fp32 " + sets +
+      " --save-params " + out + "'";
   Result r = sh(cmd);
   ASSERT_EQ(r.status, 0) << r.output;
   shared = read_floats(out);
