@@ -844,12 +844,12 @@ def main():
         s["vs_torch_best"] = (med(key) / tb) if (med(key) and tb) else None
 
     # --- RSS check on the full training set -------------------------------
-    log(f"\nRSS check: dpcnn 2x1 on {args.rss_config} ({rss_steps} steps)")
+    log(f"\nRSS check: dpcnn 2x1 {'bf16' if bf16 else 'fp32'} on {args.rss_config} ({rss_steps} steps)")
     rss_check = None
     try:
         cfg = {"key": "rss-2x1", "label": "dpcnn 2x1 fashion", "impl": "dpcnn", "ranks": 2,
                "threads": 1, "cores": 2, "steps": max(1, rss_steps - 5), "config": args.rss_config,
-               "poll_rss": True}
+               "poll_rss": True, "precision": "bf16" if bf16 else "fp32"}  # bf16 holds more buffers
         rec = run_config(args, cfg, 0)
         rss_check = {"config": args.rss_config, "steps": rss_steps, "rss_mb": rec["rss_mb"],
                      "rss_source": rec["rss_source"], "rss_time_mb": rec["rss_time_mb"],
