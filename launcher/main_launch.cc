@@ -26,6 +26,7 @@
 #include "launcher/console.h"
 #include "launcher/files.h"
 #include "launcher/grpc_log.h"
+#include "launcher/host_pool.h"
 #include "launcher/run_paths.h"
 #include "launcher/status_server.h"
 #include "launcher/status_service.h"
@@ -38,6 +39,8 @@ namespace {
 namespace fs = std::filesystem;
 using dpcnn::InputError;
 using dpcnn::launcher::Console;
+using dpcnn::launcher::ElasticOptions;
+using dpcnn::launcher::HostPool;
 
 std::string random_hex(size_t bytes) {
   std::ifstream f("/dev/urandom", std::ios::binary);
@@ -128,6 +131,7 @@ int main(int argc, char** argv) {
   dpcnn::launcher::LaunchOptions opt;
   std::string run_dir, addr_file;
   dpcnn::RunLock lock;
+  std::optional<dpcnn::launcher::ElasticOptions> elastic;
   std::unique_ptr<dpcnn::launcher::StatusService> service;
   dpcnn::launcher::StatusServer server;
   try {
@@ -163,6 +167,31 @@ int main(int argc, char** argv) {
       throw InputError("worker binary '" + opt.train_bin + "' not found or not executable");
     if (!hostfile.empty() && access(hostfile.c_str(), R_OK) != 0)
       throw InputError("cannot read hostfile '" + hostfile + "'");
+    if (cfg.launcher.elastic) {
+      // The elastic contract (launcher/host_pool.h): hosts and slots from
+      // the hostfile, ranks = the slots of the live hosts, same global batch.
+      if (hostfile.empty())
+        throw InputError(
+            "launcher.elastic: true needs --hostfile (the hosts to run on, with "
+            "their slots)");
+      ElasticOptions e;
+      e.hosts = dpcnn::launcher::read_hostfile(hostfile);
+      const int slots = HostPool(e.hosts).total_ranks();
+      if (app.count("--np") > 0 && np != slots)
+        throw InputError("--np " + std::to_string(np) +
+                         " with launcher.elastic: the ranks are "
+                         "the slots of the hostfile's live hosts (" +
+                         std::to_string(slots) + " in " + hostfile +
+                         "); leave --np out or make them agree");
+      if (cfg.launcher.min_ranks > slots)
+        throw InputError("launcher.min_ranks " + std::to_string(cfg.launcher.min_ranks) +
+                         " is more than the " + std::to_string(slots) + " slot(s) of " + hostfile);
+      e.min_ranks = cfg.launcher.min_ranks;
+      e.host_timeout = std::chrono::seconds(cfg.launcher.host_timeout_s);
+      e.wait_for_hosts = std::chrono::seconds(cfg.launcher.stall_timeout_s);
+      e.batch_size = cfg.train.batch_size;
+      elastic = e;
+    }
     const std::string experiment_dir = cfg.runs_dir + "/" + cfg.name;
     dpcnn::launcher::ResumeTarget target;
     if (!resume.empty()) {
@@ -227,6 +256,11 @@ int main(int argc, char** argv) {
     opt.token = token;
     opt.max_restarts = cfg.launcher.max_restarts;
     opt.stall_timeout_s = cfg.launcher.stall_timeout_s;
+    if (elastic) {
+      elastic->hostfile_out = opt.run_dir + "/hostfile.elastic";
+      opt.np = HostPool(elastic->hosts).total_ranks();
+      opt.elastic = elastic;
+    }
     if (!hostfile.empty() && dpcnn::launcher::is_loopback_address(server.addr))
       std::printf("launcher: note: rank 0 reports to %s, so it must run on this host\n",
                   server.addr.c_str());

@@ -99,7 +99,12 @@ void StatusService::begin_attempt(int attempt) {
   health_.reported = false;
   health_.finished = false;
   health_.finish_stopped = false;
+  health_.restart_requested = false;
   health_.last_progress = Clock::now();
+  // This attempt's ranks and hosts come with its start report (an elastic
+  // restart may run on fewer): never show the last attempt's as this one's.
+  status_.set_ranks(0);
+  status_.clear_hosts();
   touch_locked();
 }
 
@@ -136,6 +141,34 @@ bool StatusService::request_stop(const std::string& reason) {
   status_.set_message("stopping: " + reason);
   touch_locked();
   return true;
+}
+
+void StatusService::request_restart(const std::string& reason) {
+  std::lock_guard lock(mu_);
+  health_.restart_requested = true;
+  status_.set_message(reason);
+  touch_locked();
+}
+
+void StatusService::set_hosts(const std::vector<std::string>& live,
+                              const std::vector<std::string>& lost, int min_ranks) {
+  std::lock_guard lock(mu_);
+  status_.set_elastic(true);
+  status_.set_min_ranks(min_ranks);
+  status_.clear_live_hosts();
+  for (const auto& h : live) status_.add_live_hosts(h);
+  status_.clear_lost_hosts();
+  for (const auto& h : lost) status_.add_lost_hosts(h);
+  touch_locked();
+}
+
+void StatusService::add_host_change(const pb::HostChange& change) {
+  std::lock_guard lock(mu_);
+  pb::HostChange& c = *status_.add_host_changes() = change;
+  c.set_step(status_.step());
+  *c.mutable_time() = TimeUtil::GetCurrentTime();
+  status_.set_message("host " + c.host() + (c.lost() ? " lost: " : " back: ") + c.reason());
+  touch_locked();
 }
 
 AttemptHealth StatusService::health() const {
@@ -279,7 +312,7 @@ grpc::Status StatusService::report(const grpc::ServerContext& ctx, const pb::Rep
     health_.last_progress = Clock::now();
     touch_locked();
   }
-  if (health_.stop_requested) {
+  if (health_.stop_requested || health_.restart_requested) {
     reply->set_command(pb::COMMAND_STOP);
   } else if (checkpoint_pending_) {
     reply->set_command(pb::COMMAND_CHECKPOINT);

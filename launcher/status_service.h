@@ -16,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "dpcnn/v1/status.grpc.pb.h"
 #include "dpcnn/v1/status.pb.h"
@@ -38,6 +39,9 @@ struct AttemptHealth {
   std::chrono::steady_clock::time_point last_progress;  // attempt start, or last new step/event
   bool stop_requested = false;
   std::string stop_reason;
+  // Elastic: the workers were asked to checkpoint and end so that the next
+  // attempt runs on other hosts (not a stop of the job). Per attempt.
+  bool restart_requested = false;
 };
 
 class StatusService {
@@ -57,6 +61,14 @@ class StatusService {
   // Sends STOP to the workers in every following report reply. Returns false if
   // a stop was already requested.
   bool request_stop(const std::string& reason);
+  // Elastic: STOP to the workers of this attempt only (they checkpoint and
+  // end); the job goes on in the next attempt. The state stays as it is.
+  void request_restart(const std::string& reason);
+  // Elastic: the hosts the next attempt runs on and those left out.
+  void set_hosts(const std::vector<std::string>& live, const std::vector<std::string>& lost,
+                 int min_ranks);
+  // Elastic: one host lost or taken back, also made the status message.
+  void add_host_change(const v1::HostChange& change);
   AttemptHealth health() const;
   v1::JobStatus snapshot() const;
   // Ends every WatchStatus stream (after one last snapshot) and refuses new ones.

@@ -58,6 +58,17 @@ std::string status_text(const pb::JobStatus& s) {
   std::string hosts;
   for (const auto& h : s.hosts()) hosts += (hosts.empty() ? "" : ", ") + h;
   append(out, "ranks       %d%s%s\n", s.ranks(), hosts.empty() ? "" : " on ", hosts.c_str());
+  if (s.elastic()) {
+    std::string live, lost;
+    for (const auto& h : s.live_hosts()) live += (live.empty() ? "" : ", ") + h;
+    for (const auto& h : s.lost_hosts()) lost += (lost.empty() ? "" : ", ") + h;
+    append(out, "elastic     hosts %s; left out %s; min_ranks %d\n", live.c_str(),
+           lost.empty() ? "none" : lost.c_str(), s.min_ranks());
+    for (const auto& c : s.host_changes())
+      out += "host        " + c.host() + (c.lost() ? " left out" : " taken back") + " at step " +
+             std::to_string(c.step()) + " (" + c.reason() + "), then " +
+             std::to_string(c.ranks_after()) + " rank(s)\n";
+  }
   const double pct = s.total_steps() > 0 ? 100.0 * s.step() / s.total_steps() : 0;
   append(out, "progress    epoch %d/%d, step %lld/%lld (%.1f%%), loss %.4f, accuracy %.4f\n",
          s.epoch(), s.epochs(), static_cast<long long>(s.step()),

@@ -83,6 +83,10 @@ class OutputPump {
     std::lock_guard lock(mu_);
     return !error_.empty() ? error_ : last_err_;
   }
+  std::vector<std::string> error_lines() {
+    std::lock_guard lock(mu_);
+    return lines_;
+  }
 
  private:
   void loop(int out, int err) {
@@ -125,6 +129,7 @@ class OutputPump {
     console_.line(which == 0 ? stdout : stderr, l);
     if (which == 1 && !l.empty() && l.find_first_not_of("-* ") != std::string::npos) {
       std::lock_guard lock(mu_);
+      if (lines_.size() < 400) lines_.push_back(l);
       if (is_worker_error(l))
         error_ = l;
       else if (last_err_.empty())
@@ -136,6 +141,7 @@ class OutputPump {
   std::atomic<bool> stop_{false};
   std::mutex mu_;
   std::string error_, last_err_;
+  std::vector<std::string> lines_;  // stderr, the first few hundred lines
   std::thread thread_;
 };
 
@@ -172,13 +178,16 @@ std::vector<std::string> mpirun_command(const LaunchOptions& o, const std::strin
 }
 
 Supervisor::Supervisor(LaunchOptions options, StatusService& service, Console& console)
-    : opt_(std::move(options)), service_(service), console_(console) {}
+    : opt_(std::move(options)), service_(service), console_(console) {
+  if (opt_.elastic) elastic_ = std::make_unique<Elastic>(*opt_.elastic, service_, console_);
+}
 
 void Supervisor::on_signal(int) { signals_.fetch_add(1); }
 
 void Supervisor::show(const pb::JobStatus& s, pb::JobStatus& shown) {
-  if (s.state() != shown.state() && s.state() == pb::JOB_STATE_RUNNING &&
-      shown.state() != pb::JOB_STATE_STOPPING) {
+  // Once per attempt, when its start report arrives (begin_attempt zeroes
+  // the ranks; an earlier heartbeat would show the last attempt's).
+  if (s.ranks() > 0 && shown.ranks() == 0) {
     console_.say("rank 0 reporting: " + std::to_string(s.ranks()) + " rank(s), " +
                  std::to_string(s.total_steps()) + " steps");
   }
@@ -214,7 +223,9 @@ void Supervisor::show(const pb::JobStatus& s, pb::JobStatus& shown) {
 
 Supervisor::Attempt Supervisor::run_attempt(int attempt, const std::string& resume) {
   service_.begin_attempt(attempt);
-  const auto argv = mpirun_command(opt_, resume);
+  LaunchOptions o = opt_;
+  if (elastic_) o.hostfile = elastic_->prepare_attempt(o.np);
+  const auto argv = mpirun_command(o, resume);
   std::string cmd;
   for (const auto& a : argv) cmd += (cmd.empty() ? "" : " ") + a;
   console_.say("attempt " + std::to_string(attempt) + ": " + cmd);
@@ -263,6 +274,7 @@ Supervisor::Attempt Supervisor::run_attempt(int attempt, const std::string& resu
       break;
     }
     if (Clock::now() - last_live >= milliseconds(250)) {
+      if (elastic_) elastic_->tick(service_.snapshot());
       show(service_.snapshot(), shown);
       last_live = Clock::now();
     }
@@ -275,6 +287,7 @@ Supervisor::Attempt Supervisor::run_attempt(int attempt, const std::string& resu
   show(service_.snapshot(), shown);
   console_.clear_live();
   a.worker_error = pump.worker_error();
+  a.error_lines = pump.error_lines();
   return a;
 }
 
@@ -309,6 +322,14 @@ static std::string next_resume(const LaunchOptions& o, int attempt) {
 }
 
 int Supervisor::run() {
+  const auto interrupted = [this] { return signals_.load() > 0; };
+  if (elastic_) {
+    if (const std::string why = elastic_->check_start(interrupted); !why.empty()) {
+      service_.set_state(pb::JOB_STATE_FAILED, "not started (launcher.elastic)", why);
+      console_.say("not starting: " + why);
+      return exit_code::kFailure;
+    }
+  }
   for (int attempt = 1;; ++attempt) {
     const Attempt a = run_attempt(attempt, next_resume(opt_, attempt));
     const AttemptHealth h = service_.health();
@@ -324,6 +345,10 @@ int Supervisor::run() {
           ok ? "stopped cleanly"
              : "stopped (" + (a.stalled.empty() ? describe_wait_status(a.status) : a.stalled) + ")";
       return stopped(ok, how);
+    }
+    if (elastic_ && h.restart_requested && ok && !(h.finished && !h.finish_stopped)) {
+      elastic_->take_back();  // a planned restart: not counted against max_restarts
+      continue;
     }
     if (ok) {
       service_.set_state(pb::JOB_STATE_FINISHED, "finished");
@@ -354,6 +379,18 @@ int Supervisor::run() {
     service_.count_restart(detail);
     console_.say("job failed (" + detail + "); restart " + std::to_string(restarts + 1) + "/" +
                  std::to_string(opt_.max_restarts) + " from the last checkpoint");
+    if (elastic_) {
+      if (const std::string why = elastic_->after_failure(a.error_lines, interrupted);
+          !why.empty()) {
+        if (signals_.load() > 0) {
+          service_.request_stop("signal to the launcher");
+          return stopped(false, "stopped while restarting");
+        }
+        service_.set_state(pb::JOB_STATE_FAILED, "gave up (launcher.elastic)", why);
+        console_.say("giving up: " + why);
+        return exit_code::kGaveUp;
+      }
+    }
     const auto until = Clock::now() + opt_.restart_delay;
     while (Clock::now() < until && signals_.load() == 0) usleep(20000);
     if (signals_.load() > 0) {

@@ -12,12 +12,14 @@
 
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "launcher/console.h"
+#include "launcher/elastic.h"
 #include "launcher/process_group.h"
 #include "launcher/status_service.h"
 
@@ -42,6 +44,9 @@ struct LaunchOptions {
   int stall_timeout_s = 120;
   std::chrono::milliseconds kill_grace{3000};
   std::chrono::milliseconds restart_delay{1000};
+  // launcher.elastic: the hosts come from `hostfile` (elastic.h); each
+  // attempt runs on the live ones with their slots as ranks (np unused).
+  std::optional<ElasticOptions> elastic;
 };
 
 // mpirun's argument vector for one attempt (exposed for tests); `resume` is
@@ -67,6 +72,7 @@ class Supervisor {
     std::string stalled;  // why we killed it ("" = it exited by itself)
     bool killed = false;
     std::string worker_error;
+    std::vector<std::string> error_lines;  // mpirun's stderr, for elastic's blame
   };
   Attempt run_attempt(int attempt, const std::string& resume);
   int stopped(bool workers_ok, const std::string& how);
@@ -79,6 +85,7 @@ class Supervisor {
   const std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now();
   std::optional<std::chrono::steady_clock::time_point> failed_at_;
   bool first_step_seen_ = false;
+  std::unique_ptr<Elastic> elastic_;  // null unless launcher.elastic
 };
 
 // Finds `name` on $PATH (or returns it if it has a '/'); "" if not found.

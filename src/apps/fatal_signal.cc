@@ -26,6 +26,10 @@ void on_fatal_signal(int sig) {
   raise(sig);
 }
 
+volatile std::sig_atomic_t g_stop = 0;
+
+void on_sigterm(int) { g_stop = 1; }
+
 }  // namespace
 
 void name_rank_on_fatal_signal(int rank, const std::string& host) {
@@ -37,6 +41,15 @@ void name_rank_on_fatal_signal(int rank, const std::string& host) {
   sigemptyset(&sa.sa_mask);
   sa.sa_flags = SA_RESETHAND;  // a second fault inside the handler gets the default action
   for (int sig : {SIGFPE, SIGSEGV, SIGBUS, SIGILL, SIGABRT}) sigaction(sig, &sa, nullptr);
+}
+
+const volatile std::sig_atomic_t* stop_on_sigterm() {
+  struct sigaction sa {};
+  sa.sa_handler = on_sigterm;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESETHAND;  // the second SIGTERM kills
+  sigaction(SIGTERM, &sa, nullptr);
+  return &g_stop;
 }
 
 }  // namespace dpcnn

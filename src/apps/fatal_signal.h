@@ -8,10 +8,18 @@
 // after MPI_Init, which installs handlers of its own).
 #pragma once
 
+#include <csignal>
 #include <string>
 
 namespace dpcnn {
 
 void name_rank_on_fatal_signal(int rank, const std::string& host);
+
+// SIGTERM (scancel, a preempting scheduler, mpirun passing on a Ctrl-C) sets
+// the returned flag instead of killing: the Trainer then stops at the next
+// step boundary with a final checkpoint, which --resume auto continues. A
+// second SIGTERM has the default action (the signal's sender escalates to
+// SIGKILL anyway: Slurm after KillWait, mpirun after odls_base_sigkill_timeout).
+const volatile std::sig_atomic_t* stop_on_sigterm();
 
 }  // namespace dpcnn

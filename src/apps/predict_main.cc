@@ -18,6 +18,7 @@
 #include "core/version.h"
 #include "data/idx.h"
 #include "image/image.h"
+#include "image/pipeline.h"
 #include "layers/dnnl_info.h"
 #include "layers/precision.h"
 #include "predict/classify.h"
@@ -31,7 +32,7 @@ struct Options {
   std::string checkpoint;
   std::vector<std::string> images;
   std::vector<std::string> idx;  // IMAGES LABELS
-  std::string preprocess = "mnist";
+  std::string preprocess = "auto";
   std::string write_png;
   int count = 10;
   int top = 3;
@@ -89,8 +90,13 @@ int predict_images(const Options& o, dpcnn::SavedModel& m) {
     std::fprintf(stderr, "dpcnn-predict: skipped %d non-image file(s) in the folders given\n",
                  in.skipped);
   if (in.files.empty()) throw dpcnn::InputError("no image files found in the folders given");
-  const auto mode =
-      o.preprocess == "resize" ? dpcnn::Preprocess::kResize : dpcnn::Preprocess::kMnist;
+  // auto: the pipeline the model was trained with when it learnt from an image
+  // folder, else MNIST-style (IDX digits were made that way).
+  const std::string name = o.preprocess != "auto"          ? o.preprocess
+                           : m.cfg.data.format == "folder" ? m.cfg.data.preprocess
+                           : m.channels == 1               ? "mnist"
+                                                           : "resize";
+  const dpcnn::Preprocess mode = dpcnn::parse_preprocess(name);
   int failed = 0;
   // A bad file costs its own line, not the whole batch.
   dpcnn::classify_files(m, in.files, mode, o.batch, [&](const dpcnn::Classified& c) {
@@ -105,22 +111,28 @@ int predict_images(const Options& o, dpcnn::SavedModel& m) {
                   json_answer(m, c.p, o.top).c_str(), json_probs(c.p).c_str());
     else
       std::printf("%s: %s\n", c.file->c_str(), text_answer(m, c.p, o.top).c_str());
-    if (o.show) std::fputs(dpcnn::ascii_art(c.input, m.height, m.width).c_str(), stdout);
+    if (o.show)
+      std::fputs(dpcnn::ascii_art(c.input, m.channels * m.height, m.width).c_str(), stdout);
   });
   return failed ? kBadInput : 0;
 }
 
 struct IdxSet {
   dpcnn::IdxArray images, labels;
-  int n = 0, height = 0, width = 0;
+  int n = 0, channels = 1, height = 0, width = 0;
 };
 
 IdxSet read_idx_set(const std::vector<std::string>& paths) {
   IdxSet s;
   s.images = dpcnn::read_idx(paths[0]);
   s.labels = dpcnn::read_idx(paths[1]);
+  if (s.images.dims.size() == 4) {  // N x C x H x W (colour, as dpcnn-dataset writes it)
+    s.channels = static_cast<int>(s.images.dims[1]);
+    s.images.dims.erase(s.images.dims.begin() + 1);
+  }
   if (s.images.dims.size() != 3)
-    throw dpcnn::InputError("'" + paths[0] + "': expected images (N x H x W), found " +
+    throw dpcnn::InputError("'" + paths[0] +
+                            "': expected images (N x H x W or N x C x H x W), found " +
                             std::to_string(s.images.dims.size()) + " dimensions");
   if (s.labels.dims.size() != 1 || s.labels.dims[0] != s.images.dims[0])
     throw dpcnn::InputError("'" + paths[1] + "': expected " + std::to_string(s.images.dims[0]) +
@@ -133,6 +145,9 @@ IdxSet read_idx_set(const std::vector<std::string>& paths) {
 
 int write_pngs(const Options& o) {
   const IdxSet s = read_idx_set(o.idx);
+  if (s.channels != 1)
+    throw dpcnn::InputError("--write-png writes gray images; '" + o.idx[0] +
+                            "' has colour (use dpcnn-dataset to-folder)");
   std::error_code ec;
   std::filesystem::create_directories(o.write_png, ec);
   if (ec) throw dpcnn::Error("cannot create '" + o.write_png + "': " + ec.message());
@@ -172,11 +187,12 @@ void print_confusion(const std::vector<std::vector<int64_t>>& confusion, bool js
 
 int evaluate_idx(const Options& o, dpcnn::SavedModel& m) {
   const IdxSet s = read_idx_set(o.idx);
-  if (m.channels != 1 || s.height != m.height || s.width != m.width)
-    throw dpcnn::InputError("'" + o.idx[0] + "' holds " + std::to_string(s.height) + "x" +
-                            std::to_string(s.width) + " images; the model takes " +
-                            std::to_string(m.channels) + "x" + std::to_string(m.height) + "x" +
-                            std::to_string(m.width));
+  if (s.channels != m.channels || s.height != m.height || s.width != m.width)
+    throw dpcnn::InputError("'" + o.idx[0] + "' holds " +
+                            (s.channels > 1 ? std::to_string(s.channels) + "x" : "") +
+                            std::to_string(s.height) + "x" + std::to_string(s.width) +
+                            " images; the model takes " + std::to_string(m.channels) + "x" +
+                            std::to_string(m.height) + "x" + std::to_string(m.width));
   for (int i = 0; i < s.n; ++i)
     if (s.labels.data[i] >= m.classes)
       throw dpcnn::InputError("'" + o.idx[1] + "': label " + std::to_string(s.labels.data[i]) +
@@ -272,8 +288,10 @@ int main(int argc, char** argv) {
   app.add_option("--idx", o.idx, "evaluate an IDX set: IMAGES LABELS (accuracy, confusion)")
       ->expected(2);
   app.add_option("--preprocess", o.preprocess,
-                 "mnist: invert, crop, fit 20x20, centre by mass (default); resize: plain resize")
-      ->check(CLI::IsMember({"mnist", "resize"}));
+                 "auto (default): the model's data.preprocess if it was trained on an image "
+                 "folder, else mnist; mnist: invert, crop, fit 20x20, centre by mass; resize: "
+                 "plain resize; none: images already at the model's input size")
+      ->check(CLI::IsMember({"auto", "mnist", "resize", "none"}));
   app.add_flag(
       "--json", o.json,
       "one JSON object per image (or IDX sample): index and class name, all probabilities");

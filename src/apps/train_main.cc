@@ -190,7 +190,7 @@ int main(int argc, char** argv) {
   }
   try {
     if (!precision.empty()) overrides.push_back("train.precision=" + precision);
-    const dpcnn::Config cfg = dpcnn::load_config(config_path, overrides);
+    dpcnn::Config cfg = dpcnn::load_config(config_path, overrides);
     const int threads = choose_threads(cfg, *comm);
     omp_set_num_threads(threads);
     const dpcnn::PrecisionChoice prec =
@@ -203,6 +203,9 @@ int main(int argc, char** argv) {
           cfg.name.c_str(), comm->size(), threads, cfg.train.batch_size,
           dpcnn::precision_name(prec.precision), prec.why.c_str());
     const dpcnn::DataSplit data = dpcnn::load_job_data(cfg, *comm);
+    // Class folders name the classes: into the config, and so into every checkpoint.
+    if (cfg.data.class_names.empty() && !data.class_names.empty())
+      cfg = dpcnn::with_class_names(cfg, data.class_names);
     dpcnn::check_memory(cfg, data, comm->size(), comm->local_size());
     // Every rank calls resume() when any may (it is collective); rank 0 alone
     // chooses and locks the run directory and reads the checkpoint.
@@ -225,6 +228,7 @@ int main(int argc, char** argv) {
       reporter = dpcnn::make_grpc_reporter(report_to, run_id);
       opts.observer = reporter.get();
     }
+    if (!evaluate_only) opts.stop_flag = dpcnn::stop_on_sigterm();  // after MPI_Init's handlers
     dpcnn::Trainer trainer(cfg, *comm, data, opts);
     if (comm->rank() == 0 && run.create) {
       trainer.set_run_dir(dpcnn::create_run(cfg.runs_dir + "/" + cfg.name));

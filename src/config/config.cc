@@ -704,9 +704,14 @@ Config Parser::parse(const YAML::Node& root) const {
   top.read_u64("seed", cfg.seed);
   top.read_string("runs_dir", cfg.runs_dir);
 
-  const Section data = sub(*this, top, "data", {"dir", "broadcast", "class_names"});
+  const Section data = sub(
+      *this, top, "data", {"format", "dir", "broadcast", "preprocess", "cache_dir", "class_names"});
+  data.read_enum("format", cfg.data.format, {"idx", "folder"});
   data.read_string("dir", cfg.data.dir);
   data.read_bool("broadcast", cfg.data.broadcast);
+  const Entry* preprocess =
+      data.read_enum("preprocess", cfg.data.preprocess, {"mnist", "resize", "none"});
+  data.read_string("cache_dir", cfg.data.cache_dir);
 
   const Section train =
       sub(*this, top, "train",
@@ -779,6 +784,11 @@ Config Parser::parse(const YAML::Node& root) const {
     }
   }
 
+  if (preprocess && cfg.data.preprocess == "mnist" && cfg.model.input[0] != 1)
+    data.fail_value(*preprocess,
+                    "'data.preprocess' mnist makes 1-channel digits but model.input has " +
+                        std::to_string(cfg.model.input[0]) + " channels; use resize or none");
+
   const Section dist = sub(*this, top, "distributed", {"overlap", "bucket_kb", "threads_per_rank"});
   dist.read_bool("overlap", cfg.distributed.overlap);
   dist.read_int("bucket_kb", cfg.distributed.bucket_kb, 1, 1 << 20);
@@ -808,9 +818,20 @@ Config Parser::parse(const YAML::Node& root) const {
     }
   }
 
-  const Section launcher = sub(*this, top, "launcher", {"max_restarts", "stall_timeout_s"});
+  const Section launcher =
+      sub(*this, top, "launcher",
+          {"max_restarts", "stall_timeout_s", "elastic", "min_ranks", "host_timeout_s"});
   launcher.read_int("max_restarts", cfg.launcher.max_restarts, 0);
   launcher.read_int("stall_timeout_s", cfg.launcher.stall_timeout_s, 1);
+  launcher.read_bool("elastic", cfg.launcher.elastic);
+  if (const Entry* e = launcher.read_int("min_ranks", cfg.launcher.min_ranks, 1, 4096);
+      e && cfg.launcher.min_ranks > cfg.train.batch_size) {
+    fail(launcher.child("min_ranks"), e->key_mark,
+         "'launcher.min_ranks' is " + std::to_string(cfg.launcher.min_ranks) +
+             ", more than train.batch_size " + std::to_string(cfg.train.batch_size) +
+             ": every rank needs at least one sample of the global batch");
+  }
+  launcher.read_int("host_timeout_s", cfg.launcher.host_timeout_s, 1, 3600);
   return cfg;
 }
 
@@ -844,6 +865,17 @@ Config parse_config(const std::string& yaml_text, const std::string& source,
     // Not expected past parsing; keep the promise that only Error escapes.
     throw InputError(name + ": " + e.what());
   }
+}
+
+Config with_class_names(const Config& cfg, const std::vector<std::string>& names) {
+  YAML::Node root = YAML::Load(cfg.yaml);
+  YAML::Node seq(YAML::NodeType::Sequence);
+  for (const std::string& n : names) seq.push_back(n);
+  root["data"]["class_names"] = seq;
+  YAML::Emitter out;
+  out << root;
+  Config c = parse_config(std::string(out.c_str()) + "\n", cfg.source);
+  return c;
 }
 
 Config load_config(const std::string& path, const std::vector<std::string>& overrides) {

@@ -58,10 +58,21 @@ struct OptimizerConfig {
 };
 
 struct DataConfig {
-  std::string dir = "data/mnist";  // holds {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]
-  bool broadcast = false;          // rank 0 reads and broadcasts (multi-host without shared fs)
+  // idx: dir holds {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz];
+  // folder: dir/train/<class>/*.png|jpg|... and dir/test/<class>/... (ImageFolder).
+  std::string format = "idx";
+  std::string dir = "data/mnist";
+  bool broadcast = false;  // rank 0 reads and broadcasts (multi-host without shared fs)
+  // folder: how a decoded image becomes the model's input (src/image/pipeline.h):
+  // mnist | resize | none.
+  std::string preprocess = "resize";
+  // folder: where the decoded images are kept ("" = <dir>/.dpcnn-cache).
+  std::string cache_dir;
   // One name per class (model.classes of them), for dpcnn-predict's output and
-  // the exported model's metadata; empty: classes are named by their index.
+  // the exported model's metadata; empty: classes are named by their index
+  // (idx) or by their folders (folder, filled in when the data is loaded).
+  // With folder it names the class folders in label order (as Keras's
+  // class_names), instead of sorted.
   std::vector<std::string> class_names;
 };
 
@@ -104,6 +115,14 @@ struct StatusConfig {
 struct LauncherConfig {
   int max_restarts = 3;
   int stall_timeout_s = 120;
+  // Elastic restarts (dpcnn-launch with --hostfile): a host that stops
+  // answering (or whose ranks fail twice in a row) is left out and the job
+  // restarts from its last checkpoint on the others, with the same global
+  // batch, down to min_ranks; a host that answers again is taken back at the
+  // next checkpoint. host_timeout_s bounds one reachability probe.
+  bool elastic = false;
+  int min_ranks = 1;
+  int host_timeout_s = 10;
 };
 
 struct Config {
@@ -131,6 +150,10 @@ struct Config {
 // Enum values (optimizer.type, layer type, padding, ...) are case-insensitive and
 // stored lower-case; activation 'linear' is stored as 'none'.
 Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+
+// `cfg` with data.class_names set to `names` (also in cfg.yaml, so the names
+// travel in checkpoints).
+Config with_class_names(const Config& cfg, const std::vector<std::string>& names);
 
 // Same, from YAML text (tests, checkpoints); `source` names it in errors.
 Config parse_config(const std::string& yaml_text, const std::string& source,

@@ -36,8 +36,22 @@ Dataset load_pair(const std::string& dir, const std::string& prefix, int num_cla
   const std::string labels_path = find_file(dir, prefix + "-labels-idx1-ubyte");
   IdxArray images = read_idx(images_path);
   IdxArray labels = read_idx(labels_path);
+  int channels = 1;
+  // Rank 4 (count,channels,height,width) holds colour images, as
+  // dpcnn-dataset to-idx and the image-folder cache write them.
+  if (images.dims.size() == 4) {
+    if (images.dims[1] > 4)
+      throw InputError(images_path +
+                       ": rank-4 images must be (count,channels,height,width) with "
+                       "1 to 4 channels, found " +
+                       dims_string(images.dims));
+    channels = static_cast<int>(images.dims[1]);
+    images.dims.erase(images.dims.begin() + 1);
+  }
   if (images.dims.size() != 3)
-    throw InputError(images_path + ": images must have rank 3 (count,height,width), found " +
+    throw InputError(images_path +
+                     ": images must have rank 3 (count,height,width) or 4 "
+                     "(count,channels,height,width), found " +
                      dims_string(images.dims));
   if (labels.dims.size() != 1)
     throw InputError(labels_path + ": labels must have rank 1 (count), found " +
@@ -57,7 +71,7 @@ Dataset load_pair(const std::string& dir, const std::string& prefix, int num_cla
   }
   Dataset d;
   d.count = static_cast<int>(images.dims[0]);
-  d.channels = 1;
+  d.channels = channels;
   d.height = static_cast<int>(images.dims[1]);
   d.width = static_cast<int>(images.dims[2]);
   d.images = std::move(images.data);
@@ -74,9 +88,11 @@ DataSplit load_mnist_dir(const std::string& dir, int num_classes) {
   DataSplit s;
   s.train = load_pair(dir, "train", num_classes);
   s.test = load_pair(dir, "t10k", num_classes);
-  if (s.train.height != s.test.height || s.train.width != s.test.width)
-    throw InputError(dir + ": train images are " + std::to_string(s.train.height) + "x" +
-                     std::to_string(s.train.width) + " but test images are " +
+  if (s.train.channels != s.test.channels || s.train.height != s.test.height ||
+      s.train.width != s.test.width)
+    throw InputError(dir + ": train images are " + std::to_string(s.train.channels) + "x" +
+                     std::to_string(s.train.height) + "x" + std::to_string(s.train.width) +
+                     " but test images are " + std::to_string(s.test.channels) + "x" +
                      std::to_string(s.test.height) + "x" + std::to_string(s.test.width));
   return s;
 }

@@ -24,11 +24,14 @@ struct DataSplit {
   // [test_begin, test_begin + test.count) of test_total (-1: it is whole).
   int test_begin = 0;
   int test_total = -1;
+  // The class names the data itself gives (image folders); empty for IDX.
+  std::vector<std::string> class_names;
 };
 
 // Loads `<dir>/train-images-idx3-ubyte[.gz]`, `train-labels-idx1-ubyte[.gz]`,
 // `t10k-images-idx3-ubyte[.gz]`, `t10k-labels-idx1-ubyte[.gz]` (the raw file is
-// preferred when both exist). Errors name the missing or bad file; a label count
+// preferred when both exist). Images of rank 4 (count,channels,height,width)
+// are colour. Errors name the missing or bad file; a label count
 // that differs from the image count, or a label >= num_classes, is an error.
 DataSplit load_mnist_dir(const std::string& dir, int num_classes = 10);
 

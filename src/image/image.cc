@@ -1,6 +1,8 @@
 #include "image/image.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -51,10 +53,6 @@ InputError bad(const std::string& name, const std::string& why) {
 struct StbFree {
   void operator()(stbi_uc* p) const { stbi_image_free(p); }
 };
-
-std::vector<float> to_float(const GrayImage& img) {
-  return std::vector<float>(img.pixels.begin(), img.pixels.end());
-}
 
 // One output sample of a 1-D resampling: which inputs, with which weights.
 struct Tap {
@@ -252,8 +250,10 @@ const char* png_problem(const uint8_t* d, size_t n) {
 
 }  // namespace
 
-GrayImage load_image_from_memory(const uint8_t* data, size_t size, const std::string& name,
-                                 const ImageLimits& limits) {
+void decode_image(const uint8_t* data, size_t size, const std::string& name, int channels,
+                  Image* out, const ImageLimits& limits) {
+  if (channels != 1 && channels != 3)
+    throw bad(name, "cannot decode into " + std::to_string(channels) + " channels (1 or 3)");
   if (size == 0) throw bad(name, "empty file");
   if (size > limits.max_file_bytes)
     throw bad(name, "file too large (" + std::to_string(size) + " bytes; limit " +
@@ -289,38 +289,88 @@ GrayImage load_image_from_memory(const uint8_t* data, size_t size, const std::st
   }
   // stbi_info reads only the header; the decoder is the authority on size.
   if (dw != w || dh != h || dc < 1 || dc > 4) throw bad(name, "inconsistent header (damaged)");
-  GrayImage img;
-  img.width = w;
-  img.height = h;
-  img.pixels.resize(static_cast<size_t>(w) * h);
+  out->width = w;
+  out->height = h;
+  out->channels = channels;
+  const size_t n = static_cast<size_t>(w) * h;
+  out->pixels.resize(n * channels);  // keeps the caller's capacity: no allocation per image
   const stbi_uc* p = raw.get();
-  for (size_t i = 0; i < img.pixels.size(); ++i, p += dc) {
-    const int luma = dc >= 3 ? (299 * p[0] + 587 * p[1] + 114 * p[2] + 500) / 1000 : p[0];
-    const int alpha = dc == 2 ? p[1] : dc == 4 ? p[3] : 255;
-    img.pixels[i] = static_cast<uint8_t>((luma * alpha + 255 * (255 - alpha) + 127) / 255);
+  uint8_t* o = out->pixels.data();
+  // Transparency over white, as a viewer shows it; colour to luma (BT.601) for
+  // one channel, gray replicated for three.
+  auto over_white = [](int v, int alpha) {
+    return static_cast<uint8_t>((v * alpha + 255 * (255 - alpha) + 127) / 255);
+  };
+  if (channels == 1 && dc == 1) {
+    std::copy_n(p, n, o);
+  } else if (channels == 1) {
+    for (size_t i = 0; i < n; ++i, p += dc) {
+      const int luma = dc >= 3 ? (299 * p[0] + 587 * p[1] + 114 * p[2] + 500) / 1000 : p[0];
+      const int alpha = dc == 2 ? p[1] : dc == 4 ? p[3] : 255;
+      o[i] = over_white(luma, alpha);
+    }
+  } else if (dc == 3) {
+    std::copy_n(p, n * 3, o);
+  } else {
+    for (size_t i = 0; i < n; ++i, p += dc, o += 3) {
+      const int alpha = dc == 2 ? p[1] : dc == 4 ? p[3] : 255;
+      for (int c = 0; c < 3; ++c) o[c] = over_white(dc >= 3 ? p[c] : p[0], alpha);
+    }
   }
-  return img;
 }
 
-GrayImage load_image(const std::string& path, const ImageLimits& limits) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) throw InputError(errno_message("image '" + path + "': cannot open"));
+GrayImage load_image_from_memory(const uint8_t* data, size_t size, const std::string& name,
+                                 const ImageLimits& limits) {
+  Image img;
+  decode_image(data, size, name, 1, &img, limits);
+  GrayImage g;
+  g.width = img.width;
+  g.height = img.height;
+  g.pixels = std::move(img.pixels);
+  return g;
+}
+
+void read_image(const std::string& path, int channels, Image* out, std::vector<uint8_t>* bytes,
+                const ImageLimits& limits) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw InputError(errno_message("image '" + path + "': cannot open"));
   struct stat st {};
-  if (::fstat(::fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-    std::fclose(f);
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
     throw bad(path, "not a regular file");
   }
   if (static_cast<uint64_t>(st.st_size) > limits.max_file_bytes) {
-    std::fclose(f);
+    ::close(fd);
     throw bad(path, "file too large (" + std::to_string(st.st_size) + " bytes; limit " +
                         std::to_string(limits.max_file_bytes) + ")");
   }
-  std::vector<uint8_t> bytes(static_cast<size_t>(st.st_size));
-  const size_t got = bytes.empty() ? 0 : std::fread(bytes.data(), 1, bytes.size(), f);
-  const bool failed = std::ferror(f) != 0;
-  std::fclose(f);
-  if (failed) throw InputError(errno_message("image '" + path + "': cannot read"));
-  return load_image_from_memory(bytes.data(), got, path, limits);
+  bytes->resize(static_cast<size_t>(st.st_size));
+  size_t got = 0;
+  while (got < bytes->size()) {
+    const ssize_t r = ::read(fd, bytes->data() + got, bytes->size() - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) {
+      const int saved = errno;
+      ::close(fd);
+      errno = saved;
+      throw InputError(errno_message("image '" + path + "': cannot read"));
+    }
+    if (r == 0) break;  // shrank since fstat: decoded as what is there
+    got += static_cast<size_t>(r);
+  }
+  ::close(fd);
+  decode_image(bytes->data(), got, path, channels, out, limits);
+}
+
+GrayImage load_image(const std::string& path, const ImageLimits& limits) {
+  Image img;
+  std::vector<uint8_t> bytes;
+  read_image(path, 1, &img, &bytes, limits);
+  GrayImage g;
+  g.width = img.width;
+  g.height = img.height;
+  g.pixels = std::move(img.pixels);
+  return g;
 }
 
 std::vector<float> resample(const std::vector<float>& src, int w, int h, int out_w, int out_h) {
@@ -343,11 +393,15 @@ std::vector<float> resample(const std::vector<float>& src, int w, int h, int out
 }
 
 std::vector<float> preprocess_digit(const GrayImage& img, Preprocess mode, int height, int width) {
-  const int w = img.width, h = img.height;
+  return preprocess_gray(img.pixels.data(), img.width, img.height, mode, height, width);
+}
+
+std::vector<float> preprocess_gray(const uint8_t* pixels, int w, int h, Preprocess mode, int height,
+                                   int width) {
   std::vector<float> out(static_cast<size_t>(height) * width, 0.0f);
   if (w <= 0 || h <= 0) return out;
-  std::vector<float> g = to_float(img);
-  if (mode == Preprocess::kResize) {
+  std::vector<float> g(pixels, pixels + static_cast<size_t>(w) * h);
+  if (mode != Preprocess::kMnist) {
     out = resample(g, w, h, width, height);
     for (float& v : out) v = std::clamp(v / 255.0f, 0.0f, 1.0f);
     return out;
@@ -359,7 +413,7 @@ std::vector<float> preprocess_digit(const GrayImage& img, Preprocess mode, int h
   for (int y = 0; y < h; ++y)
     for (int x = 0; x < w; ++x)
       if (y == 0 || y == h - 1 || x == 0 || x == w - 1) {
-        border += img.at(x, y);
+        border += pixels[static_cast<size_t>(y) * w + x];
         ++nb;
       }
   border /= static_cast<double>(nb);
@@ -441,6 +495,20 @@ void write_image(const std::string& path, const uint8_t* pixels, int width, int 
   else
     throw bad(path, "unknown image extension (use .png, .bmp or .jpg)");
   if (!ok) throw Error(errno_message("image '" + path + "': cannot write"));
+}
+
+bool is_image_file_name(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  const size_t dot = path.find_last_of('.');
+  if (dot == std::string::npos || (slash != std::string::npos && dot < slash) ||
+      dot == (slash == std::string::npos ? 0 : slash + 1))
+    return false;
+  std::string ext = path.substr(dot);
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  static const char* const kExt[] = {".png", ".jpg", ".jpeg", ".bmp",
+                                     ".gif", ".pgm", ".ppm",  ".pnm"};
+  return std::any_of(std::begin(kExt), std::end(kExt), [&](const char* e) { return ext == e; });
 }
 
 std::string ascii_art(const float* pixels, int height, int width) {

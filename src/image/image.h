@@ -21,6 +21,13 @@ struct GrayImage {
   uint8_t at(int x, int y) const { return pixels[static_cast<size_t>(y) * width + x]; }
 };
 
+// An 8-bit image of 1 (gray) or 3 (RGB) channels, row-major, channels
+// interleaved (HWC), as decoded.
+struct Image {
+  int width = 0, height = 0, channels = 0;
+  std::vector<uint8_t> pixels;  // height * width * channels
+};
+
 // Limits beyond which a file is refused before decoding: a 60-byte header can
 // otherwise ask for gigabytes.
 struct ImageLimits {
@@ -36,6 +43,16 @@ GrayImage load_image(const std::string& path, const ImageLimits& limits = {});
 GrayImage load_image_from_memory(const uint8_t* data, size_t size, const std::string& name,
                                  const ImageLimits& limits = {});
 
+// Decodes `size` bytes into `out` with `channels` (1: luma; 3: RGB, gray
+// replicated), transparency over white; `out`'s buffer is reused, so a loop
+// over many images allocates only inside stb. Same checks and errors as
+// load_image_from_memory.
+void decode_image(const uint8_t* data, size_t size, const std::string& name, int channels,
+                  Image* out, const ImageLimits& limits = {});
+// Reads `path` into `bytes` (reused) and decodes it into `out`.
+void read_image(const std::string& path, int channels, Image* out, std::vector<uint8_t>* bytes,
+                const ImageLimits& limits = {});
+
 enum class Preprocess {
   // As MNIST was made: light background inverted to dark, contrast stretched,
   // cropped to the ink, scaled (area-averaging) to fit 20x20 keeping the aspect
@@ -45,12 +62,20 @@ enum class Preprocess {
   // The seed article's way: the whole image area-resized to 28x28, no
   // inversion. For images that already look like MNIST digits.
   kResize,
+  // Nothing: the image must already have the model's input size (training
+  // folders of ready-made images; a wrong size is an error naming the file).
+  // preprocess_digit treats it as kResize.
+  kNone,
 };
 
 // Returns height * width floats in [0, 1] (white ink on black for kMnist).
 // The 20-of-28 box scales with other sizes. A blank image gives all zeros.
 std::vector<float> preprocess_digit(const GrayImage& img, Preprocess mode, int height = 28,
                                     int width = 28);
+
+// The same over raw 8-bit gray pixels (w x h).
+std::vector<float> preprocess_gray(const uint8_t* pixels, int w, int h, Preprocess mode, int height,
+                                   int width);
 
 // Resamples to out_w x out_h: area-averaging where it shrinks (every source
 // pixel counts, as OpenCV's INTER_AREA), bilinear where it enlarges.
@@ -61,6 +86,10 @@ std::vector<float> resample(const std::vector<float>& src, int w, int h, int out
 // .jpeg). Throws dpcnn::Error naming the file.
 void write_image(const std::string& path, const uint8_t* pixels, int width, int height,
                  int channels = 1);
+
+// True for .png .jpg .jpeg .bmp .gif .pgm .ppm .pnm, any case (a name that
+// is only an extension, like ".png", is not an image's name).
+bool is_image_file_name(const std::string& path);
 
 // The image as text, two characters per pixel (a terminal cell is about twice
 // as tall as wide) from ' ' (0) to '@' (1), one line per row.

@@ -9,6 +9,7 @@
 #include <omp.h>
 
 #include "core/error.h"
+#include "image/pipeline.h"
 
 namespace dpcnn {
 
@@ -103,10 +104,7 @@ std::vector<double> classify_tensors(SavedModel& m, const float* x, int n, int b
 
 void classify_files(SavedModel& m, const std::vector<std::string>& files, Preprocess mode,
                     int batch, const std::function<void(const Classified&)>& emit) {
-  if (m.channels != 1)
-    throw InputError("the model takes " + std::to_string(m.channels) +
-                     "-channel input; dpcnn-predict reads images as grayscale (1 channel)");
-  const size_t in = static_cast<size_t>(m.height) * m.width;
+  const size_t in = static_cast<size_t>(m.channels) * m.height * m.width;
   const int n = static_cast<int>(files.size());
   const int threads = thread_count((n + batch - 1) / batch);
   std::vector<std::unique_ptr<Model>> own;
@@ -127,6 +125,9 @@ void classify_files(SavedModel& m, const std::vector<std::string>& files, Prepro
       omp_set_num_threads(1);  // primitives made and run in this thread use it alone
       Model& model = *models[omp_get_thread_num()];
       std::vector<float> packed;
+      // Reused for every file of this thread: no allocation per image outside stb.
+      Image img;
+      std::vector<uint8_t> bytes, u8(in);
 #pragma omp for schedule(dynamic, 1)
       for (int bi = 0; bi < round_batches; ++bi) {
         const int b = bi * batch, k = std::max(0, std::min(batch, n - r0 - b));
@@ -136,8 +137,12 @@ void classify_files(SavedModel& m, const std::vector<std::string>& files, Prepro
           for (int i = b; i < b + k; ++i) {
             errors[i].clear();
             try {
-              const auto v = preprocess_digit(load_image(files[r0 + i]), mode, m.height, m.width);
-              std::copy(v.begin(), v.end(), x.begin() + i * in);
+              // The pipeline training on an image folder uses, to the same bytes,
+              // then pixel / 255 as the trainer's fill_batch.
+              read_image(files[r0 + i], m.channels, &img, &bytes);
+              preprocess_image(img, mode, m.channels, m.height, m.width, u8.data(), files[r0 + i]);
+              float* xi = x.data() + i * in;
+              for (size_t q = 0; q < in; ++q) xi[q] = static_cast<float>(u8[q]) * (1.0f / 255.0f);
               good.push_back(i);
             } catch (const Error& e) {
               errors[i] = e.what();

@@ -26,13 +26,14 @@ std::vector<int> ranked(const std::vector<double>& p);
 struct Classified {
   const std::string* file = nullptr;
   std::vector<double> p;         // one per class
-  const float* input = nullptr;  // the preprocessed input (height x width), for --show
+  const float* input = nullptr;  // the preprocessed input (C x height x width), for --show
   std::string error;             // set (and p empty) when the file could not be read
 };
 
 // Classifies `files` in batches of `batch`, in order, and calls `emit` once per
-// file (decode failures included, with `error` set). Throws InputError if the
-// model does not take 1-channel images.
+// file (decode failures included, with `error` set). Images are decoded with
+// the model's channel count and go through src/image/pipeline.h, as training
+// on an image folder does.
 void classify_files(SavedModel& m, const std::vector<std::string>& files, Preprocess mode,
                     int batch, const std::function<void(const Classified&)>& emit);
 

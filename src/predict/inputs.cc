@@ -5,18 +5,12 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "image/image.h"
 
 namespace dpcnn {
 namespace fs = std::filesystem;
 
-bool has_image_extension(const std::string& path) {
-  std::string ext = fs::path(path).extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  static const char* const kExt[] = {".png", ".jpg", ".jpeg", ".bmp",
-                                     ".gif", ".pgm", ".ppm",  ".pnm"};
-  return std::any_of(std::begin(kExt), std::end(kExt), [&](const char* e) { return ext == e; });
-}
+bool has_image_extension(const std::string& path) { return is_image_file_name(path); }
 
 InputFiles collect_inputs(const std::vector<std::string>& args) {
   InputFiles in;

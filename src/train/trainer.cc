@@ -192,17 +192,23 @@ void Trainer::train_epoch(int epoch) {
 }
 
 // Rank 0 asks its observer; every rank acts on the same command at this step.
+// A stop signal on any rank counts as a Stop command (one reduction carries both).
 bool Trainer::handle_command(int epoch, int64_t step_in_epoch) {
-  if (!opts_.commands && comm_.size() > 1) return false;  // nobody can send one
-  int32_t cmd = static_cast<int32_t>(Command::kNone);
+  const bool signals = opts_.stop_flag != nullptr;
+  if (!opts_.commands && !signals && comm_.size() > 1) return false;  // nobody can send one
+  double v[2] = {0, signals && *opts_.stop_flag ? 1.0 : 0.0};  // {rank 0's command, signalled}
   if (comm_.rank() == 0 && opts_.observer)
-    cmd = static_cast<int32_t>(opts_.observer->poll_command());
-  comm_.broadcast(&cmd, sizeof cmd, 0);
+    v[0] = static_cast<double>(opts_.observer->poll_command());
+  if (comm_.size() > 1) comm_.allreduce_sum(v, 2);
+  int32_t cmd = static_cast<int32_t>(v[0]);
+  const bool signalled = v[1] > 0;
+  if (signalled) cmd = static_cast<int32_t>(Command::kStop);
   if (cmd == static_cast<int32_t>(Command::kNone)) return false;
   save_checkpoint(epoch, step_in_epoch);
   if (cmd != static_cast<int32_t>(Command::kStop)) return false;
   if (comm_.rank() == 0)
-    std::printf("stopped at step %lld\n", static_cast<long long>(global_step_));
+    std::printf("stopped at step %lld%s\n", static_cast<long long>(global_step_),
+                signalled ? " (SIGTERM: final checkpoint written)" : "");
   stopped_ = true;
   return true;
 }

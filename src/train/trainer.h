@@ -11,12 +11,14 @@
 #include <string>
 #include <vector>
 
+#include <csignal>
 #include "comm/communicator.h"
 #include "config/config.h"
 #include "data/dataset.h"
 #include "model/model.h"
 #include "optim/optimizer.h"
 #include "train/batch_stats_comm.h"
+
 #include "train/history.h"
 #include "train/observer.h"
 
@@ -49,6 +51,11 @@ struct TrainerOptions {
   // Rank 0's observer may issue commands: every rank then takes part in a
   // broadcast at each step boundary (all ranks must agree on this flag).
   bool commands = false;
+  // Set asynchronously (a SIGTERM handler: scancel, a preempting scheduler,
+  // mpirun passing on Ctrl-C) to stop at the next step boundary with a final
+  // checkpoint, as the launcher's Stop does. Any rank's flag stops every rank
+  // at the same step. May be null (then only commands stop a run).
+  const volatile std::sig_atomic_t* stop_flag = nullptr;
   std::string resume;          // "", "auto" (newest valid, if any) or a checkpoint path
   bool live_progress = false;  // redraw a progress bar in place (a terminal)
   // Rank 0's run directory (checkpoints, metrics.jsonl, curves.svg), chosen and

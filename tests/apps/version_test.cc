@@ -37,6 +37,7 @@ TEST(Version, EveryBinaryNamesItsVersionCommitAndLibraries) {
   expect_version("dpcnn-status", kRpc);
   expect_version("dpcnn-predict", kOneDnn);
   expect_version("dpcnn-export", kOneDnn);
+  expect_version("dpcnn-dataset", "");
 }
 
 }  // namespace

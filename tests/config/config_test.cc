@@ -144,6 +144,36 @@ TEST(Config, ClassNames) {
             std::string::npos);
 }
 
+TEST(Config, ImageFolderKeys) {
+  const Config d = parse_config(kBase, "x");
+  EXPECT_EQ(d.data.format, "idx");
+  EXPECT_EQ(d.data.preprocess, "resize");
+  EXPECT_EQ(d.data.cache_dir, "");
+  const Config c = parse_config(
+      std::string(kBase) + "data: {format: Folder, preprocess: none, cache_dir: /tmp/c}\n", "x");
+  EXPECT_EQ(c.data.format, "folder");
+  EXPECT_EQ(c.data.preprocess, "none");
+  EXPECT_EQ(c.data.cache_dir, "/tmp/c");
+  EXPECT_NE(parse_error(std::string(kBase) + "data: {format: folders}\n").find("'data.format'"),
+            std::string::npos);
+  EXPECT_NE(
+      parse_error(std::string(kBase) + "data: {preprocess: crop}\n").find("'data.preprocess'"),
+      std::string::npos);
+  // MNIST-style preprocessing makes 1-channel digits.
+  std::string rgb = kBase;
+  rgb.replace(rgb.find("[1, 8, 8]"), 9, "[3, 8, 8]");
+  EXPECT_NO_THROW(parse_config(rgb + "data: {preprocess: resize}\n", "x"));
+  EXPECT_NE(parse_error(rgb + "data: {preprocess: mnist}\n")
+                .find("'data.preprocess' mnist makes 1-channel digits but model.input has 3"),
+            std::string::npos)
+      << parse_error(rgb + "data: {preprocess: mnist}\n");
+  // Names found in folders go into the config and its YAML (so into checkpoints).
+  const Config named = with_class_names(c, {"cat", "dog", "T-shirt/top"});
+  EXPECT_EQ(named.data.class_names, (std::vector<std::string>{"cat", "dog", "T-shirt/top"}));
+  EXPECT_EQ(parse_config(named.yaml, "again").data.class_names, named.data.class_names);
+  EXPECT_EQ(named.data.cache_dir, "/tmp/c");
+}
+
 TEST(Config, DefaultsAndLines) {
   const Config c = parse_config(kBase, "configs/x.yaml");
   EXPECT_EQ(c.train.eval_batch_size, 64);
@@ -338,6 +368,16 @@ TEST(Config, ErrorsSayWhatEachKeyWants) {
       {"launcher.max_restarts=-1",
        "--set launcher.max_restarts: 'launcher.max_restarts' must be a non-negative integer, got "
        "'-1'"},
+      {"launcher.elastic=2",
+       "--set launcher.elastic: 'launcher.elastic' must be true or false, got '2'"},
+      {"launcher.min_ranks=0",
+       "--set launcher.min_ranks: 'launcher.min_ranks' must be an integer in [1, 4096], got '0'"},
+      {"launcher.min_ranks=9",
+       "--set launcher.min_ranks: 'launcher.min_ranks' is 9, more than train.batch_size 8: "
+       "every rank needs at least one sample of the global batch"},
+      {"launcher.host_timeout_s=0",
+       "--set launcher.host_timeout_s: 'launcher.host_timeout_s' must be an integer in [1, "
+       "3600], got '0'"},
       {"distributed.bucket_kb=0",
        "--set distributed.bucket_kb: 'distributed.bucket_kb' must be an integer in [1, 1048576], "
        "got '0'"},

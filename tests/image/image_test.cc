@@ -1,4 +1,5 @@
 #include "image/image.h"
+#include "image/pipeline.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -250,6 +251,41 @@ TEST(Preprocess, AsciiArtHasOneLinePerRow) {
   std::vector<float> v(4, 0.0f);
   v[3] = 1.0f;
   EXPECT_EQ(ascii_art(v.data(), 2, 2), "    \n  @@\n");
+}
+
+}  // namespace
+}  // namespace dpcnn
+
+namespace dpcnn {
+namespace {
+
+// The pipeline training folders and dpcnn-predict share: the floats of
+// preprocess_digit rounded to bytes, for every mode.
+TEST(Pipeline, BytesAreTheRoundedFloatsOfPreprocessDigit) {
+  const GrayImage g = seven(120, 100, 20, 5, 4, 255, 0);
+  Image img;
+  img.width = g.width;
+  img.height = g.height;
+  img.channels = 1;
+  img.pixels = g.pixels;
+  for (Preprocess mode : {Preprocess::kMnist, Preprocess::kResize}) {
+    const auto f = preprocess_digit(g, mode);
+    std::vector<uint8_t> b(784);
+    preprocess_image(img, mode, 1, 28, 28, b.data(), "seven.png");
+    for (size_t i = 0; i < 784; ++i)
+      ASSERT_EQ(b[i], std::lround(f[i] * 255.0f)) << preprocess_name(mode) << " " << i;
+  }
+  std::vector<uint8_t> b(784);
+  try {
+    preprocess_image(img, Preprocess::kNone, 1, 28, 28, b.data(), "seven.png");
+    FAIL() << "a 120x100 image taken as 28x28";
+  } catch (const InputError& e) {
+    EXPECT_STREQ(e.what(),
+                 "image 'seven.png': 120x100 pixels, the model takes 28x28 (preprocess none; use "
+                 "resize to scale)");
+  }
+  EXPECT_EQ(parse_preprocess("none"), Preprocess::kNone);
+  EXPECT_THROW(parse_preprocess("crop"), InputError);
 }
 
 }  // namespace
