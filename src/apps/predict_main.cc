@@ -5,6 +5,7 @@
 // failures). The work is in src/predict/ (files, parallel decoding, batches).
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -19,6 +20,7 @@
 #include "image/image.h"
 #include "image/pipeline.h"
 #include "layers/dnnl_info.h"
+#include "layers/precision.h"
 #include "predict/classify.h"
 #include "predict/inputs.h"
 
@@ -35,7 +37,8 @@ struct Options {
   int count = 10;
   int top = 3;
   int batch = 64;
-  bool json = false, show = false, version = false;
+  std::string precision = "fp32";
+  bool json = false, show = false, version = false, profile = false;
 };
 
 std::string json_probs(const std::vector<double>& p) {
@@ -196,9 +199,26 @@ int evaluate_idx(const Options& o, dpcnn::SavedModel& m) {
                               " of sample " + std::to_string(i) + " is not below the model's " +
                               std::to_string(m.classes) + " classes");
   // As the trainer feeds them: pixel / 255, no other preprocessing.
+  using Clock = std::chrono::steady_clock;
+  const auto t0 = Clock::now();
   std::vector<float> x(s.images.data.size());
   for (size_t i = 0; i < x.size(); ++i) x[i] = s.images.data[i] / 255.0f;
+  const auto t1 = Clock::now();
+  m.model->set_profiling(o.profile);
   const std::vector<double> p = dpcnn::classify_tensors(m, x.data(), s.n, o.batch);
+  const auto t2 = Clock::now();
+  if (o.profile) {
+    auto ms = [](Clock::time_point a, Clock::time_point b) {
+      return std::chrono::duration<double, std::milli>(b - a).count();
+    };
+    const int batches = (s.n + o.batch - 1) / o.batch;
+    std::fprintf(stderr,
+                 "profile: %d images in %d batches of %d: pixels/255 %.1f ms, network and "
+                 "probabilities %.1f ms (%.3f ms a batch, %.0f images/s)\n"
+                 "per batch on the first thread's copy of the network:\n%s",
+                 s.n, batches, o.batch, ms(t0, t1), ms(t1, t2), ms(t1, t2) / batches,
+                 s.n / (ms(t1, t2) / 1e3), m.model->profile_table("batch").c_str());
+  }
   std::vector<std::vector<int64_t>> confusion(m.classes, std::vector<int64_t>(m.classes, 0));
   int64_t correct = 0;
   for (int i = 0; i < s.n; ++i) {
@@ -236,7 +256,15 @@ int run(const Options& o) {
     what = dpcnn::default_checkpoint("runs", &why);
     std::fprintf(stderr, "dpcnn-predict: %s\n", why.c_str());
   }
-  dpcnn::SavedModel m = dpcnn::open_saved_model(what);
+  // fp32 by default: the probabilities then match training's evaluation and
+  // the exported ONNX model to 1e-4; bf16 (or auto, bf16 on AMX) trades that
+  // for speed and agrees to about 1e-2.
+  const dpcnn::PrecisionChoice prec =
+      dpcnn::choose_precision(o.precision, dpcnn::detect_cpu_bf16(), "--precision");
+  if (o.precision != "fp32")
+    std::fprintf(stderr, "dpcnn-predict: precision %s (%s)\n",
+                 dpcnn::precision_name(prec.precision), prec.why.c_str());
+  dpcnn::SavedModel m = dpcnn::open_saved_model(what, prec.precision);
   if (!m.note.empty()) std::fprintf(stderr, "dpcnn-predict: %s\n", m.note.c_str());
   int rc = 0;
   if (!o.images.empty()) rc = predict_images(o, m);
@@ -273,6 +301,12 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 1000));
   app.add_option("--batch", o.batch, "images per pass through the network (default 64)")
       ->check(CLI::Range(1, 65536));
+  app.add_option("--precision", o.precision,
+                 "fp32 (default: matches training's evaluation and the ONNX export), bf16, or "
+                 "auto (bf16 where the CPU computes it fast, i.e. AMX)")
+      ->check(CLI::IsMember({"fp32", "bf16", "auto"}));
+  app.add_flag("--profile", o.profile,
+               "with --idx: time each layer a batch and the phases (on stderr)");
   app.add_option("--write-png", o.write_png,
                  "with --idx: write the first --count images as DIR/<index>-label-<label>.png");
   app.add_option("--count", o.count, "images for --write-png (default 10)")

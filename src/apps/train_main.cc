@@ -25,6 +25,7 @@
 #include "data/dataset.h"
 #include "image/image.h"
 #include "layers/dnnl_info.h"
+#include "layers/precision.h"
 #include "report/reporter.h"
 #include "report/rpc_versions.h"
 #include "run/run_dir.h"
@@ -119,6 +120,15 @@ int main(int argc, char** argv) {
   std::string save_params;
   app.add_option("--save-params", save_params,
                  "write the final parameters (raw float32, plain layout) to this file (rank 0)");
+  std::string precision;
+  app.add_option("--precision", precision,
+                 "fp32, bf16 or auto: overrides train.precision (auto: bf16 where the CPU "
+                 "computes it fast, i.e. AMX; fp32 elsewhere)")
+      ->check(CLI::IsMember({"fp32", "bf16", "auto"}));
+  bool profile = false;
+  app.add_flag("--profile", profile,
+               "time every layer's forward and backward (rank 0 prints a table at the end; "
+               "slows training slightly)");
   bool evaluate_only = false;
   app.add_flag("--evaluate-only", evaluate_only,
                "evaluate the initial (or --resume'd) model on the test set and exit");
@@ -185,12 +195,19 @@ int main(int argc, char** argv) {
     return 1;
   }
   try {
+    if (!precision.empty()) overrides.push_back("train.precision=" + precision);
     dpcnn::Config cfg = dpcnn::load_config(config_path, overrides);
     const int threads = choose_threads(cfg, *comm);
     omp_set_num_threads(threads);
+    const dpcnn::PrecisionChoice prec =
+        dpcnn::choose_precision(cfg.train.precision, dpcnn::detect_cpu_bf16(),
+                                precision.empty() ? "train.precision" : "--precision");
+    opts.precision = prec.precision;
     if (comm->rank() == 0)
-      std::printf("dpcnn-train: %s, %d rank(s) x %d thread(s), global batch %d\n", cfg.name.c_str(),
-                  comm->size(), threads, cfg.train.batch_size);
+      std::printf(
+          "dpcnn-train: %s, %d rank(s) x %d thread(s), global batch %d, precision %s (%s)\n",
+          cfg.name.c_str(), comm->size(), threads, cfg.train.batch_size,
+          dpcnn::precision_name(prec.precision), prec.why.c_str());
     const dpcnn::DataSplit data = dpcnn::load_job_data(cfg, *comm);
     // Class folders name the classes: into the config, and so into every checkpoint.
     if (cfg.data.class_names.empty() && !data.class_names.empty())
@@ -250,10 +267,14 @@ int main(int argc, char** argv) {
           static_cast<long long>(trainer.global_step()),
           static_cast<long long>(trainer.total_steps()), cfg.train.epochs,
           static_cast<long long>(cfg.train.max_steps));
+    trainer.model().set_profiling(profile);
     if (evaluate_only)
       trainer.print_summary(trainer.evaluate());
     else
       trainer.run();
+    if (profile && comm->rank() == 0)
+      std::printf("profile (rank 0's slice; conv+relu+pool runs as conv, pool, relu):\n%s",
+                  trainer.model().profile_table("step").c_str());
     if (!save_params.empty() && comm->rank() == 0) save_raw(save_params, trainer.model());
   } catch (const std::exception& e) {
     std::fflush(stdout);

@@ -8,14 +8,14 @@
 namespace dpcnn {
 namespace fs = std::filesystem;
 
-SavedModel open_saved_model(const std::string& what) {
+SavedModel open_saved_model(const std::string& what, Precision precision) {
   SavedModel s;
   s.path = resolve_model_checkpoint(what, &s.note);
   const CheckpointData c = read_checkpoint(s.path);
   if (c.config_yaml.empty())
     throw InputError("checkpoint '" + s.path + "' holds no config; cannot rebuild its model");
   s.cfg = parse_config(c.config_yaml, "checkpoint '" + s.path + "' (its config)");
-  s.model = std::make_unique<Model>(s.cfg.model);
+  s.model = std::make_unique<Model>(s.cfg.model, precision);
   load_model(c, s.path, s.model.get(), nullptr);
   s.global_step = c.global_step;
   s.channels = s.cfg.model.input[0];

@@ -29,7 +29,9 @@ struct SavedModel {
 // Reads `what` (anything resolve_checkpoint_path takes; a directory gives its
 // checkpoints/best when it has one, see resolve_model_checkpoint) and rebuilds its model.
 // Throws InputError naming the file for a missing, damaged or foreign checkpoint.
-SavedModel open_saved_model(const std::string& what);
+// Checkpoints hold f32 weights whatever precision trained them; `precision`
+// is what the rebuilt network computes in.
+SavedModel open_saved_model(const std::string& what, Precision precision = Precision::kFp32);
 
 // What a tool uses when given no --checkpoint: the checkpoint of the run under
 // `runs_dir` (every <name>/version_N, and older <name>/checkpoints layouts) whose

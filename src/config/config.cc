@@ -764,7 +764,7 @@ Config Parser::parse(const YAML::Node& root) const {
   const Section train =
       sub(*this, top, "train",
           {"epochs", "batch_size", "eval_batch_size", "max_steps", "eval", "progress_interval_s",
-           "validation_split", "test_each_epoch", "early_stopping"});
+           "validation_split", "test_each_epoch", "early_stopping", "precision"});
   train.read_int("epochs", cfg.train.epochs, 1);
   train.read_int("batch_size", cfg.train.batch_size, 1);
   train.read_int("eval_batch_size", cfg.train.eval_batch_size, 1);
@@ -774,6 +774,7 @@ Config Parser::parse(const YAML::Node& root) const {
   train.read_float("validation_split", cfg.train.validation_split, Range::kUnit);
   train.read_bool("test_each_epoch", cfg.train.test_each_epoch);
   read_early_stopping(*this, train, cfg);
+  train.read_enum("precision", cfg.train.precision, {"fp32", "bf16", "auto"});
 
   OptimizerConfig& o = cfg.optimizer;
   const Section opt = sub(*this, top, "optimizer",

@@ -115,6 +115,8 @@ struct TrainConfig {
   // Without a live bar (logs, mpirun): a progress line this often inside an
   // epoch, besides the epoch's last line; 0: epoch lines only.
   int progress_interval_s = 10;
+  // fp32 | bf16 | auto: bf16 mixed precision where the CPU pays for it (layers/precision.h).
+  std::string precision = "auto";
 };
 
 struct ModelConfig {

@@ -6,8 +6,9 @@ namespace dpcnn {
 using dnnl::algorithm;
 using dnnl::prop_kind;
 
-Conv2D::Conv2D(const LayerSpec& spec, const Context& ctx, const memory::desc& src_md, bool training)
-    : WeightedLayer(spec, ctx, src_md, training) {
+Conv2D::Conv2D(const LayerSpec& spec, const Context& ctx, const memory::desc& src_md, bool training,
+               const LayerTypes& types)
+    : WeightedLayer(spec, ctx, src_md, training, types) {
   const auto s = src_md.dims();
   if (s.size() != 4) throw Error("conv2d needs a 4-D (N,C,H,W) input");
   const int64_t n = s[0], c = s[1], h = s[2], w = s[3];
@@ -21,11 +22,16 @@ Conv2D::Conv2D(const LayerSpec& spec, const Context& ctx, const memory::desc& sr
   fan_out_ = spec.filters * rf;
   const memory::dims strides = {spec.strides[0], spec.strides[1]};
   const memory::dims pad_l = {pt, pl}, pad_r = {pb, pr};
-  // format_tag::any lets oneDNN pick its preferred (blocked) layouts.
-  const memory::desc src_any({n, c, h, w}, dt::f32, tag::any);
-  const memory::desc w_any(wdims_, dt::f32, tag::any);
+  // format_tag::any lets oneDNN pick its preferred (blocked) layouts. In bf16
+  // the weights' gradient stays f32 (w_grad): it lands in the f32 gradient
+  // buffer the allreduce and the optimizer read. Bias and its gradient are f32.
+  const dt cdt = types.compute;
+  const memory::desc src_any({n, c, h, w}, cdt, tag::any);
+  const memory::desc w_any(wdims_, cdt, tag::any);
+  const memory::desc w_grad(wdims_, dt::f32, tag::any);
   const memory::desc b_md = bias_ ? memory::desc({spec.filters}, dt::f32, tag::x) : memory::desc();
-  const memory::desc dst_any({n, spec.filters, oh, ow}, dt::f32, tag::any);
+  const memory::desc dst_any({n, spec.filters, oh, ow}, types.dst, tag::any);
+  const memory::desc ddst_any({n, spec.filters, oh, ow}, cdt, tag::any);
 
   const auto pk = training ? prop_kind::forward_training : prop_kind::forward_inference;
   using Fwd = dnnl::convolution_forward;
@@ -39,10 +45,10 @@ Conv2D::Conv2D(const LayerSpec& spec, const Context& ctx, const memory::desc& sr
   using BwdW = dnnl::convolution_backward_weights;
   using BwdD = dnnl::convolution_backward_data;
   const BwdW::primitive_desc bw_pd(
-      {algorithm::convolution_direct, src_any, w_any, b_md, dst_any, strides, pad_l, pad_r},
+      {algorithm::convolution_direct, src_any, w_grad, b_md, ddst_any, strides, pad_l, pad_r},
       ctx.engine, fwd_pd);
   const BwdD::primitive_desc bd_pd(
-      {algorithm::convolution_direct, src_any, w_any, dst_any, strides, pad_l, pad_r}, ctx.engine,
+      {algorithm::convolution_direct, src_any, w_any, ddst_any, strides, pad_l, pad_r}, ctx.engine,
       fwd_pd);
   setup_from<Fwd, BwdW, BwdD>(fwd_pd, bw_pd, bd_pd, tag::oihw);
 }

@@ -13,10 +13,10 @@ Flatten::Flatten(const Context& ctx, const memory::desc& src_md, bool training)
   }
   int64_t features = 1;
   for (size_t i = 1; i < s.size(); ++i) features *= s[i];
-  dst_md_ = memory::desc({s[0], features}, dt::f32, tag::nc);
+  dst_md_ = memory::desc({s[0], features}, src_md.data_type(), tag::nc);
   dst_ = ctx.alloc(dst_md_, "dst");
   // The same bytes seen as plain N,C,H,W: reordering into this view flattens.
-  plain4d_ = memory::desc(s, dt::f32, tag::nchw);
+  plain4d_ = memory::desc(s, src_md.data_type(), tag::nchw);
   dst_plain4d_ = memory(plain4d_, ctx.engine, dst_.get_data_handle());
   to_plain_ = Converter(ctx, src_md, plain4d_, "to_plain");
   if (training) {

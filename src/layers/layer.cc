@@ -18,10 +18,15 @@ memory Context::alloc(const memory::desc& md, const char* role) const {
   Buffer& b = shared_[key];
   if (b.bytes < bytes) {
     if (b.data) retired_.push_back(b.data);
-    const size_t rounded = (bytes + 63) / 64 * 64;
+    // A bf16 tensor gets the bytes of its f32 twin: the trainer's f32
+    // evaluation chain then reuses the buffer rather than retiring it and
+    // allocating its own (pages that only a bf16 chain uses are never touched,
+    // so they cost no resident memory).
+    const size_t want = md.data_type() == dt::bf16 ? 2 * bytes : bytes;
+    const size_t rounded = (want + 63) / 64 * 64;
     b.data = std::shared_ptr<void>(std::aligned_alloc(64, rounded), std::free);
     if (!b.data) throw std::bad_alloc();
-    b.bytes = bytes;
+    b.bytes = want;
   }
   return memory(md, engine, b.data.get());
 }
@@ -72,11 +77,14 @@ void glorot_uniform(float* w, size_t n, int fan_in, int fan_out, Rng& rng) {
 }
 
 std::unique_ptr<Layer> make_layer(const LayerSpec& spec, const Context& ctx,
-                                  const memory::desc& src_md, bool training) {
+                                  const memory::desc& src_md, bool training,
+                                  const LayerTypes& types) {
   const std::string& t = spec.type;
-  if (t == "conv2d") return std::make_unique<Conv2D>(spec, ctx, src_md, training);
+  if ((t == "dropout" || t == "batchnorm") && src_md.data_type() != dt::f32)
+    throw Error(t + " needs an f32 input (the layer before it must hand on f32)");
+  if (t == "conv2d") return std::make_unique<Conv2D>(spec, ctx, src_md, training, types);
   if (t == "maxpool2d") return std::make_unique<MaxPool2D>(spec, ctx, src_md, training);
-  if (t == "dense") return std::make_unique<Dense>(spec, ctx, src_md, training);
+  if (t == "dense") return std::make_unique<Dense>(spec, ctx, src_md, training, types);
   if (t == "relu") return std::make_unique<ReLU>(ctx, src_md, training);
   if (t == "flatten") return std::make_unique<Flatten>(ctx, src_md, training);
   if (t == "dropout") return std::make_unique<Dropout>(spec, ctx, src_md, training);

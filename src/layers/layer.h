@@ -146,10 +146,21 @@ class Layer {
   memory diff_src_;
 };
 
+// The data types of a layer with weights (conv2d, dense): what its primitives
+// compute in (f32 or bf16: weights, src, dst and their gradients between
+// layers; the weights' gradients are always f32) and what its dst hands on.
+// Layers without weights compute in their src's type (maxpool2d, relu,
+// flatten) or need f32 (batchnorm, dropout). Model chooses (plan_precision).
+struct LayerTypes {
+  dt compute = dt::f32;
+  dt dst = dt::f32;
+};
+
 // Builds the layer `spec` for input `src_md`. Throws dpcnn::Error for specs
 // that cannot be built (the config loader rejects most of them earlier).
 std::unique_ptr<Layer> make_layer(const LayerSpec& spec, const Context& ctx,
-                                  const memory::desc& src_md, bool training);
+                                  const memory::desc& src_md, bool training,
+                                  const LayerTypes& types = {});
 
 // Shape helpers shared by the layers.
 memory::dims dims_of(const memory::desc& md);

@@ -28,7 +28,7 @@ class WeightedLayer : public Layer {
     memory::desc bd_diff_dst, bd_weights, bd_diff_src;  // backward data
   };
   WeightedLayer(const LayerSpec& spec, const Context& ctx, const memory::desc& src_md,
-                bool training);
+                bool training, const LayerTypes& types);
   // Called by the subclass constructor once its primitives exist. `user_w_tag`
   // is the plain layout of the weights in the flat parameter buffer.
   void setup(dnnl::primitive fwd, dnnl::primitive bwd_w, dnnl::primitive bwd_d, const Descs& d,
@@ -54,6 +54,7 @@ class WeightedLayer : public Layer {
   static dnnl::primitive_attr relu_attr(bool relu);
 
   bool relu_, bias_;
+  LayerTypes types_;
   memory::dims wdims_;
   int fan_in_ = 0, fan_out_ = 0;
 
@@ -68,14 +69,16 @@ class WeightedLayer : public Layer {
 
 class Conv2D : public WeightedLayer {
  public:
-  Conv2D(const LayerSpec& spec, const Context& ctx, const memory::desc& src_md, bool training);
+  Conv2D(const LayerSpec& spec, const Context& ctx, const memory::desc& src_md, bool training,
+         const LayerTypes& types = {});
   std::string kind() const override { return "conv2d"; }
 };
 
 // Dense (inner product) on a 2-D (N, features) input; dst is plain (N, units).
 class Dense : public WeightedLayer {
  public:
-  Dense(const LayerSpec& spec, const Context& ctx, const memory::desc& src_md, bool training);
+  Dense(const LayerSpec& spec, const Context& ctx, const memory::desc& src_md, bool training,
+        const LayerTypes& types = {});
   std::string kind() const override { return "dense"; }
 };
 

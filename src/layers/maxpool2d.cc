@@ -18,8 +18,9 @@ MaxPool2D::MaxPool2D(const LayerSpec& spec, const Context& ctx, const memory::de
   const memory::dims strides = {spec.strides[0], spec.strides[1]};
   const memory::dims kernel = {spec.pool[0], spec.pool[1]};
   const memory::dims pad_l = {pt, pl}, pad_r = {pb, pr};
-  // dst in whatever layout matches src (oneDNN keeps blocked layouts blocked).
-  const memory::desc dst_any({s[0], s[1], oh, ow}, dt::f32, tag::any);
+  // dst in whatever layout matches src (oneDNN keeps blocked layouts blocked),
+  // in src's data type (bf16 halves the bytes of this memory-bound layer).
+  const memory::desc dst_any({s[0], s[1], oh, ow}, src_md.data_type(), tag::any);
   const auto pk = training ? prop_kind::forward_training : prop_kind::forward_inference;
   fwd_pd_ = dnnl::pooling_forward::primitive_desc(
       {pk, algorithm::pooling_max, src_md, dst_any, strides, kernel, pad_l, pad_r}, ctx.engine);

@@ -8,8 +8,11 @@ using dnnl::algorithm;
 using dnnl::prop_kind;
 
 WeightedLayer::WeightedLayer(const LayerSpec& spec, const Context& ctx, const memory::desc& src_md,
-                             bool training)
-    : Layer(ctx, src_md, training), relu_(spec.activation == "relu"), bias_(spec.use_bias) {}
+                             bool training, const LayerTypes& types)
+    : Layer(ctx, src_md, training),
+      relu_(spec.activation == "relu"),
+      bias_(spec.use_bias),
+      types_(types) {}
 
 dnnl::primitive_attr WeightedLayer::relu_attr(bool relu) {
   dnnl::primitive_attr attr;

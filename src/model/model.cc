@@ -1,6 +1,9 @@
 #include "model/model.h"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 
 #include "core/error.h"
 
@@ -79,18 +82,79 @@ void Model::plan_memory() {
       ctx_.alias(static_cast<int>(i), "diff_src", static_cast<int>(i - 1), "dst");
 }
 
-Model::Model(const ModelConfig& cfg) : cfg_(cfg) {
+// Mixed precision, layer by layer. Every layer with weights computes in bf16,
+// conv1 included: with its one input channel conv1 itself is slower in bf16
+// (its kernels gain on the reduction over input channels, here 9 products),
+// but its bf16 dst halves the bytes of pool1 and relu1, the memory-bound
+// layers after it, and the step is faster in all (README, "Precision": the
+// per-layer measurement; DPCNN_BF16_MIN_CHANNELS=2 keeps conv1 in f32 to
+// repeat it). A layer's dst is bf16 only when the next layer with weights also computes in bf16
+// and only max-pooling, ReLU and flatten come between (they run in whatever
+// type they receive: pooling, memory-bound, then moves half the bytes);
+// batchnorm and dropout get f32, and so does the loss (the last logits).
+// Master weights, their gradients, optimizer state and loss stay f32.
+namespace {
+int bf16_min_channels() {
+  // DPCNN_BF16_MIN_CHANNELS: for measuring the choice (scripts, README); not a user setting.
+  const char* e = std::getenv("DPCNN_BF16_MIN_CHANNELS");
+  return e ? std::atoi(e) : 1;
+}
+}  // namespace
+
+void Model::plan_precision() {
+  const int min_channels = bf16_min_channels();
+  auto weighted = [](const LayerSpec& s) { return s.type == "conv2d" || s.type == "dense"; };
+  int64_t channels = cfg_.input[0];
+  for (auto& p : plan_) {
+    if (weighted(p.spec) && channels >= min_channels) p.types.compute = dt::bf16;
+    if (p.spec.type == "conv2d") channels = p.spec.filters;
+    if (p.spec.type == "dense") channels = p.spec.units;
+  }
+  for (size_t i = 0; i < plan_.size(); ++i) {
+    if (!weighted(plan_[i].spec) || plan_[i].types.compute != dt::bf16) continue;
+    size_t j = i + 1;
+    auto passes = [](const std::string& t) {
+      return t == "maxpool2d" || t == "relu" || t == "flatten";
+    };
+    while (j < plan_.size() && passes(plan_[j].spec.type)) ++j;
+    if (j < plan_.size() && weighted(plan_[j].spec) && plan_[j].types.compute == dt::bf16)
+      plan_[i].types.dst = dt::bf16;
+  }
+}
+
+std::string Model::precision_plan() const {
+  std::string out;
+  memory::desc md({1, cfg_.input[0], cfg_.input[1], cfg_.input[2]}, dt::f32, tag::nchw);
+  Context ctx;
+  for (const Planned& p : plan_) {
+    const LayerTypes types = precision_ == Precision::kBf16 ? p.types : LayerTypes{};
+    auto l = make_layer(p.spec, ctx, md, false, types);
+    auto name = [](dt t) { return t == dt::bf16 ? "bf16" : "f32"; };
+    out += p.spec.type + ": " + name(md.data_type()) + " -> " + name(l->dst_md().data_type());
+    if (p.spec.type == "conv2d" || p.spec.type == "dense")
+      out += std::string(" (computes in ") + name(types.compute) + ")";
+    out += "\n";
+    md = l->dst_md();
+  }
+  return out;
+}
+
+Model::Model(const ModelConfig& cfg, Precision precision)
+    : cfg_(cfg), precision_(precision), inference_precision_(precision) {
   if (cfg_.input.size() != 3) throw Error("model.input must be [C, H, W]");
   // Chains keep their primitives for the whole run, so oneDNN's own cache of
   // primitives would only hold JIT code for shapes no longer used.
   dnnl::set_primitive_cache_capacity(0);
   plan_layers();
   plan_memory();
+  plan_precision();
   // Lay out the buffers from a one-sample inference chain (shapes do not depend
   // on the batch size), then bind it like every later chain.
   memory::desc md({1, cfg_.input[0], cfg_.input[1], cfg_.input[2]}, dt::f32, tag::nchw);
   size_t np = 0, ns = 0;
-  for (const auto& [spec, source] : plan_) {
+  for (const Planned& p : plan_) {
+    const LayerSpec& spec = p.spec;
+    const int source = p.source;
     auto l = make_layer(spec, ctx_, md, false);
     layer_param_offset_.push_back(np);
     layer_state_offset_.push_back(ns);
@@ -135,11 +199,12 @@ Model::Chain& Model::chain(int n, bool training) {
   auto c = std::make_unique<Chain>();
   memory::desc md({n, cfg_.input[0], cfg_.input[1], cfg_.input[2]}, dt::f32, tag::nchw);
   c->input = memory(md, ctx_.engine, DNNL_MEMORY_NONE);
+  const bool bf16 = (training ? precision_ : inference_precision_) == Precision::kBf16;
   // Each layer slot's buffers are shared with the same slot of every other
   // chain (Context::alloc): one chain runs at a time.
   for (size_t i = 0; i < plan_.size(); ++i) {
     ctx_.begin_layer(static_cast<int>(i));
-    auto l = make_layer(plan_[i].spec, ctx_, md, training);
+    auto l = make_layer(plan_[i].spec, ctx_, md, training, bf16 ? plan_[i].types : LayerTypes{});
     l->bind(params_.data() + layer_param_offset_[i], grads_.data() + layer_param_offset_[i],
             state_.data() + layer_state_offset_[i]);
     md = l->dst_md();
@@ -152,24 +217,48 @@ Model::Chain& Model::chain(int n, bool training) {
   return *slot;
 }
 
-void Model::forward(Chain& c, const float* x, const StepInfo& info) {
+void Model::forward(Chain& c, const float* x, const StepInfo& info, bool timed) {
   c.input.set_data_handle(const_cast<float*>(x));
   const memory* cur = &c.input;
-  for (auto& l : c.layers) {
-    l->forward(*cur, info);
-    cur = &l->dst();
+  for (size_t i = 0; i < c.layers.size(); ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    c.layers[i]->forward(*cur, info);
+    cur = &c.layers[i]->dst();
+    if (timed) timings_[i].forward_s += seconds_since(t0);
   }
+}
+
+double Model::seconds_since(std::chrono::steady_clock::time_point t0) {
+  ctx_.stream.wait();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void Model::start_timing(const Chain& c) {
+  if (timings_.empty())
+    for (size_t i = 0; i < c.layers.size(); ++i) {
+      const auto& l = *c.layers[i];
+      auto name = [](dt t) { return t == dt::bf16 ? "bf16" : "f32"; };
+      timings_.push_back({std::to_string(i) + " " + l.kind() + " " + name(l.src_md().data_type()) +
+                          "->" + name(l.dst_md().data_type())});
+    }
+  if (timings_.size() == c.layers.size()) timings_.push_back({"loss (log-softmax)"});
+  for (auto& t : timings_) ++t.steps;
 }
 
 LossResult Model::train_step(const float* x, const int32_t* y, int n, float grad_scale,
                              const StepInfo& info, const GradsReady& ready) {
   if (n == 0) return train_step_empty(info, ready);
   Chain& c = chain(n, true);
-  forward(c, x, info);
+  if (profiling_) start_timing(c);
+  forward(c, x, info, profiling_);
+  const auto tl = std::chrono::steady_clock::now();
   LossResult r = c.loss->forward(c.layers.back()->dst(), y, grad_scale);
+  if (profiling_) timings_.back().forward_s += seconds_since(tl);
   const memory* diff = &c.loss->diff_logits();
   for (size_t i = c.layers.size(); i-- > 0;) {
+    const auto t0 = std::chrono::steady_clock::now();
     c.layers[i]->backward(*diff, i > 0);
+    if (profiling_) timings_[i].backward_s += seconds_since(t0);
     diff = &c.layers[i]->diff_src();
     if (ready && c.layers[i]->param_count() > 0) ready(layer_param_offset_[i]);
   }
@@ -204,10 +293,33 @@ LossResult Model::evaluate(const float* x, const int32_t* y, int n) {
   return c.loss->forward(c.layers.back()->dst(), y, 0.0f);
 }
 
+std::string Model::profile_table(const std::string& per) const {
+  std::string out;
+  char line[160];
+  std::snprintf(line, sizeof line, "  %-28s %9s %9s %9s   (ms per %s, %s)\n", "layer", "forward",
+                "backward", "total", per.c_str(), precision_name(precision_));
+  out += line;
+  double f = 0, b = 0;
+  for (const auto& t : timings_) {
+    const double k = t.steps ? 1e3 / static_cast<double>(t.steps) : 0;
+    std::snprintf(line, sizeof line, "  %-28s %9.3f %9.3f %9.3f\n", t.name.c_str(), t.forward_s * k,
+                  t.backward_s * k, (t.forward_s + t.backward_s) * k);
+    out += line;
+    f += t.forward_s * k;
+    b += t.backward_s * k;
+  }
+  std::snprintf(line, sizeof line, "  %-28s %9.3f %9.3f %9.3f\n", "all", f, b, f + b);
+  return out + line;
+}
+
+// Profiled (set_profiling), each call counts as a step of forward times.
 const float* Model::log_probs(const float* x, int n) {
   Chain& c = chain(n, false);
-  forward(c, x, StepInfo{});
+  if (profiling_) start_timing(c);
+  forward(c, x, StepInfo{}, profiling_);
+  const auto t0 = std::chrono::steady_clock::now();
   c.loss->forward(c.layers.back()->dst(), nullptr, 0.0f);
+  if (profiling_) timings_.back().forward_s += seconds_since(t0);
   return c.loss->log_probs();
 }
 

@@ -11,6 +11,7 @@
 // Not thread-safe: one training thread; oneDNN uses OpenMP inside primitives.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -20,6 +21,7 @@
 
 #include "config/config.h"
 #include "layers/layer.h"
+#include "layers/precision.h"
 #include "layers/softmax_xent.h"
 
 namespace dpcnn {
@@ -31,9 +33,18 @@ struct ParamInfo {
   size_t count = 0;
 };
 
+// Time spent in one executed layer (Model::set_profiling), summed over steps.
+struct LayerTiming {
+  std::string name;  // e.g. "conv2d(32) bf16->f32", in execution order
+  double forward_s = 0, backward_s = 0;
+  int64_t steps = 0;
+};
+
 class Model {
  public:
-  explicit Model(const ModelConfig& cfg);
+  // `precision` bf16: mixed precision (layers/precision.h); the flat buffers
+  // stay f32 either way, so checkpoints do not depend on it.
+  explicit Model(const ModelConfig& cfg, Precision precision = Precision::kFp32);
   ~Model();
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
@@ -51,6 +62,20 @@ class Model {
   const std::vector<ParamInfo>& param_info() const { return param_info_; }
   const std::vector<ParamInfo>& state_info() const { return state_info_; }
   const ModelConfig& config() const { return cfg_; }
+  Precision precision() const { return precision_; }
+  // What evaluate() and log_probs() compute in: the constructor's precision
+  // unless set (before the first inference call). The trainer evaluates in
+  // f32 so that accuracy is the same for every rank count.
+  void set_inference_precision(Precision p) { inference_precision_ = p; }
+  // What each executed layer computes in: one line a layer.
+  std::string precision_plan() const;
+
+  // Per-layer forward/backward wall time of training steps (off by default:
+  // the timing waits on the stream after every layer).
+  void set_profiling(bool on) { profiling_ = on; }
+  const std::vector<LayerTiming>& layer_timings() const { return timings_; }
+  // The timings as a table, milliseconds per step (`per`: "step", "batch").
+  std::string profile_table(const std::string& per) const;
   int64_t input_size() const { return cfg_.input[0] * cfg_.input[1] * cfg_.input[2]; }
 
   // Called during backward with the offset of the first parameter of the layer
@@ -77,16 +102,23 @@ class Model {
   struct Chain;
   struct Planned {
     LayerSpec spec;
-    int source;  // index in cfg.model.layers
+    int source;          // index in cfg.model.layers
+    LayerTypes types{};  // f32 unless plan_precision says bf16
   };
   void plan_layers();
+  void plan_precision();
   void plan_memory();
   Chain& chain(int n, bool training);
-  void forward(Chain& c, const float* x, const StepInfo& info);
+  void forward(Chain& c, const float* x, const StepInfo& info, bool timed = false);
+  void start_timing(const Chain& c);
+  double seconds_since(std::chrono::steady_clock::time_point t0);
   LossResult train_step_empty(const StepInfo& info, const GradsReady& ready);
 
   ModelConfig cfg_;
+  Precision precision_, inference_precision_;
   std::vector<Planned> plan_;
+  bool profiling_ = false;
+  std::vector<LayerTiming> timings_;
   Context ctx_;
   std::vector<float> params_, grads_, state_;
   std::vector<ParamInfo> param_info_, state_info_;

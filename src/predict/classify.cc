@@ -43,7 +43,7 @@ namespace {
 std::vector<Model*> replicas(SavedModel& m, int threads, std::vector<std::unique_ptr<Model>>* own) {
   std::vector<Model*> out = {m.model.get()};
   for (int t = 1; t < threads; ++t) {
-    own->push_back(std::make_unique<Model>(m.cfg.model));
+    own->push_back(std::make_unique<Model>(m.cfg.model, m.model->precision()));
     Model& r = *own->back();
     std::copy_n(m.model->params(), m.model->param_count(), r.params());
     std::copy_n(m.model->state(), m.model->state_count(), r.state());

@@ -59,7 +59,7 @@ Trainer::Trainer(const Config& cfg, Communicator& comm, const DataSplit& data,
       comm_(comm),
       data_(data),
       opts_(options),
-      model_(cfg.model),
+      model_(cfg.model, options.precision),
       early_(cfg.train.early_stopping),
       best_(best_monitor(cfg), best_mode(cfg)) {
   const int b = cfg.train.batch_size;
@@ -77,6 +77,10 @@ Trainer::Trainer(const Config& cfg, Communicator& comm, const DataSplit& data,
   if (cfg.train.max_steps > 0) total_steps_ = std::min<int64_t>(total_steps_, cfg.train.max_steps);
   set_run_dir(options.run_dir);
   if (comm.size() > 1) model_.set_batch_stats_reducer(&batch_stats_);
+  // Evaluation in f32 whatever trains: the accuracy is then the same for any
+  // rank count (a bf16 kernel's rounding may depend on the slice's size) and
+  // what dpcnn-predict and the ONNX export compute by default.
+  model_.set_inference_precision(Precision::kFp32);
   // Rank 0's initial weights are everyone's (as DDP and Horovod do).
   model_.init(cfg.seed);
   opt_ = make_optimizer(cfg.optimizer, model_.param_count());

@@ -61,6 +61,9 @@ struct TrainerOptions {
   // Rank 0's run directory (checkpoints, metrics.jsonl, curves.svg), chosen and
   // locked by the caller. "" writes nothing (--evaluate-only).
   std::string run_dir;
+  // What the network computes in (the caller resolves train.precision "auto"
+  // with choose_precision); weights, optimizer and allreduce stay f32.
+  Precision precision = Precision::kFp32;
 };
 
 class Trainer {

@@ -2,10 +2,15 @@
 """dpcnn vs PyTorch throughput benchmark (run it through scripts/bench.sh).
 
 One run measures the seed model (configs/mnist.yaml) at global batch 64 on real
-data in six configurations, interleaved round-robin for --rounds rounds:
+data in eleven configurations, interleaved round-robin for --rounds rounds:
 
-  dpcnn 1 rank x 1 thread, 1 rank x 2 threads (no mpirun), 2 ranks x 1 thread (mpirun)
-  torch 1 thread, 2 threads, DDP 2 ranks x 1 thread (gloo)   (tests/bench/torch_peer.py)
+  dpcnn 1 rank x 1 thread, 1 rank x 2 threads (no mpirun), 2 ranks x 1 thread (mpirun),
+        each in fp32 and in bf16 mixed precision (train.precision)
+  torch 1 thread, 2 threads (fp32 and torch.autocast bf16), DDP 2 ranks x 1 thread (gloo)
+        (tests/bench/torch_peer.py)
+
+bf16 rows run only on a CPU with native bf16 (avx512_bf16 or amx_bf16); their
+MFU is against the bf16 matmul peak oneDNN reaches here (tests/bench/peak_matmul.cc).
 
 and then reports medians (min/max), the dpcnn/torch ratios at equal core count,
 2x1/1x1 scaling, MFU against a peak measured here (tests/bench/peak_flops.cc),
@@ -283,7 +288,8 @@ def dpcnn_cmd(args, cfg, rss_file):
     # not into the experiment's own run directory.
     sets = ["--set", f"train.max_steps={cfg['steps'] + 5}", "train.eval=false",
             f"runs_dir={os.path.join(args.out_dir, 'work')}",
-            "--set", f"distributed.threads_per_rank={threads}"]
+            "--set", f"distributed.threads_per_rank={threads}",
+            "--set", f"train.precision={cfg.get('precision', 'fp32')}"]
     cfg_file = cfg.get("config", "configs/mnist.yaml")
     worker = [args.train_bin, "--config", cfg_file] + sets
     if worker_supports(args.train_bin, "--progress"):
@@ -309,6 +315,8 @@ def torch_cmd(args, cfg, rss_file):
               "--steps", str(cfg["steps"]), "--warmup", "20"]
     env = dict(os.environ)
     env.pop("OMP_NUM_THREADS", None)
+    if cfg.get("precision") == "bf16":
+        common.append("--bf16")
     if cfg["ranks"] == 1:
         cmd = time_prefix(rss_file) + [PY, script, "--threads", str(cfg["threads"])] + common
     else:
@@ -429,6 +437,40 @@ def measure_peak(args, threads):
         if not p["disturbed"]:
             break
         log(f"    (peak run disturbed: others used {r['external_cores']:.2f} cores; repeating)")
+    return best
+
+
+def cpu_has_bf16():
+    with open("/proc/cpuinfo") as f:
+        flags = f.read()
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def measure_matmul_peak(args, threads, dtype="bf16"):
+    """oneDNN's large-matmul throughput (tests/bench/peak_matmul.cc): the bf16
+    peak this machine reaches (AMX or AVX512_BF16), best of the undisturbed tries."""
+    src = os.path.join(ROOT, "tests", "bench", "peak_matmul.cc")
+    exe = os.path.join(args.tmp_dir, "peak_matmul")
+    if not os.path.exists(exe) or os.path.getmtime(exe) < os.path.getmtime(src):
+        cxx = os.environ.get("CXX", "g++")
+        p = subprocess.run([cxx, "-O2", "-fopenmp", src, "-ldnnl", "-o", exe],
+                           capture_output=True, text=True)
+        if p.returncode != 0:
+            raise RunError("cannot build peak_matmul:\n" + p.stderr)
+    best = None
+    for attempt in range(args.retries + 1):
+        wait_idle(args.idle_threshold, args.idle_window, args.idle_max_wait)
+        env = dict(os.environ)
+        env.pop("OMP_NUM_THREADS", None)
+        r = run_measured([exe, "--threads", str(threads), "--seconds", "1", "--type", dtype], env,
+                         args.tmp_dir, f"peak-matmul-{dtype}-{threads}", args.timeout)
+        p = json.loads(re.search(r"PEAK_MATMUL (\{.*\})", r["stdout"]).group(1))
+        p["disturbed"] = r["external_cores"] > args.max_external
+        if best is None or (best["disturbed"] and not p["disturbed"]) or \
+                (p["disturbed"] == best["disturbed"] and p["gflops"] > best["gflops"]):
+            best = p
+        if not p["disturbed"]:
+            break
     return best
 
 
@@ -714,16 +756,40 @@ def main():
         log(f"  {n} core(s): {p['gflops']:.1f} GFLOP/s  (per thread {p['gflops_per_thread']})"
             + ("  DISTURBED" if p["disturbed"] else ""))
     peak.setdefault(2, peak[1] * 2)
+    bf16 = cpu_has_bf16()
+    peak_bf16 = {}
+    if bf16:
+        log("\npeak bf16 matmul throughput (tests/bench/peak_matmul.cc, oneDNN 2048^3 bf16 matmul):")
+        for n in sorted({1, min(2, cores)}):
+            try:
+                p = measure_matmul_peak(args, n, "bf16")
+            except RunError as e:
+                log(f"  FAILED: {e}")
+                break
+            peak_bf16[n] = p["gflops"]
+            log(f"  {n} core(s): {p['gflops']:.1f} GFLOP/s ({p['impl']})"
+                + ("  DISTURBED" if p["disturbed"] else ""))
+        if 1 in peak_bf16:
+            peak_bf16.setdefault(2, peak_bf16[1] * 2)
+    else:
+        log("\nno avx512_bf16 / amx_bf16 in /proc/cpuinfo: the bf16 rows are skipped")
 
     # --- Throughput rounds ------------------------------------------------
     configs = [
         {"key": "dpcnn-1x1", "label": "dpcnn 1 rank x 1 thr", "impl": "dpcnn", "ranks": 1, "threads": 1, "cores": 1, "steps": d_steps},
+        {"key": "dpcnn-bf16-1x1", "label": "dpcnn bf16 1x1", "impl": "dpcnn", "ranks": 1, "threads": 1, "cores": 1, "steps": d_steps, "precision": "bf16"},
         {"key": "dpcnn-1x2", "label": "dpcnn 1 rank x 2 thr", "impl": "dpcnn", "ranks": 1, "threads": 2, "cores": 2, "steps": d_steps},
+        {"key": "dpcnn-bf16-1x2", "label": "dpcnn bf16 1x2", "impl": "dpcnn", "ranks": 1, "threads": 2, "cores": 2, "steps": d_steps, "precision": "bf16"},
         {"key": "dpcnn-2x1", "label": "dpcnn 2 ranks x 1 thr", "impl": "dpcnn", "ranks": 2, "threads": 1, "cores": 2, "steps": d_steps},
+        {"key": "dpcnn-bf16-2x1", "label": "dpcnn bf16 2x1", "impl": "dpcnn", "ranks": 2, "threads": 1, "cores": 2, "steps": d_steps, "precision": "bf16"},
         {"key": "torch-1t", "label": "torch 1 thread", "impl": "torch", "ranks": 1, "threads": 1, "cores": 1, "steps": t_steps},
+        {"key": "torch-bf16-1t", "label": "torch autocast bf16 1 thr", "impl": "torch", "ranks": 1, "threads": 1, "cores": 1, "steps": t_steps, "precision": "bf16"},
         {"key": "torch-2t", "label": "torch 2 threads", "impl": "torch", "ranks": 1, "threads": 2, "cores": 2, "steps": t_steps},
+        {"key": "torch-bf16-2t", "label": "torch autocast bf16 2 thr", "impl": "torch", "ranks": 1, "threads": 2, "cores": 2, "steps": t_steps, "precision": "bf16"},
         {"key": "torch-ddp", "label": "torch DDP 2x1 (gloo)", "impl": "torch", "ranks": 2, "threads": 1, "cores": 2, "steps": t_steps},
     ]
+    if not bf16:
+        configs = [c for c in configs if c.get("precision") != "bf16"]
     if args.only:
         keep = set(filter(None, args.only.split(","))) - {"none"}
         unknown = keep - {c["key"] for c in configs}
@@ -752,8 +818,10 @@ def main():
              "disturbed_runs": sum(1 for r in ok if r.get("disturbed"))}
         rss = [max(r["rss_mb"]) for r in ok if r.get("rss_mb")]
         s["peak_rss_mb_per_rank"] = max(rss) if rss else None
-        if ips:
-            s["mfu"] = statistics.median(ips) * flop_img / (peak[cfg["cores"]] * 1e9)
+        s["precision"] = cfg.get("precision", "fp32")
+        pk = peak_bf16 if s["precision"] == "bf16" else peak
+        if ips and pk.get(cfg["cores"]):
+            s["mfu"] = statistics.median(ips) * flop_img / (pk[cfg["cores"]] * 1e9)
         if cfg["impl"] == "dpcnn" and ok:
             s["step_ms"] = {k: statistics.median(r["step_ms"][k] for r in ok)
                             for k in ok[0]["step_ms"]}
@@ -766,20 +834,22 @@ def main():
         s = summary.get(key)
         return s["images_per_sec"]["median"] if s and s["images_per_sec"] else None
 
-    torch_best = {1: med("torch-1t")}
-    t2 = [v for v in (med("torch-2t"), med("torch-ddp")) if v is not None]
+    # The peer's best at each core count: fp32 or autocast bf16, whichever is faster.
+    t1 = [v for v in (med("torch-1t"), med("torch-bf16-1t")) if v is not None]
+    torch_best = {1: max(t1) if t1 else None}
+    t2 = [v for v in (med("torch-2t"), med("torch-bf16-2t"), med("torch-ddp")) if v is not None]
     torch_best[2] = max(t2) if t2 else None
     for key, s in summary.items():
         tb = torch_best.get(s["cores"])
         s["vs_torch_best"] = (med(key) / tb) if (med(key) and tb) else None
 
     # --- RSS check on the full training set -------------------------------
-    log(f"\nRSS check: dpcnn 2x1 on {args.rss_config} ({rss_steps} steps)")
+    log(f"\nRSS check: dpcnn 2x1 {'bf16' if bf16 else 'fp32'} on {args.rss_config} ({rss_steps} steps)")
     rss_check = None
     try:
         cfg = {"key": "rss-2x1", "label": "dpcnn 2x1 fashion", "impl": "dpcnn", "ranks": 2,
                "threads": 1, "cores": 2, "steps": max(1, rss_steps - 5), "config": args.rss_config,
-               "poll_rss": True}
+               "poll_rss": True, "precision": "bf16" if bf16 else "fp32"}  # bf16 holds more buffers
         rec = run_config(args, cfg, 0)
         rss_check = {"config": args.rss_config, "steps": rss_steps, "rss_mb": rec["rss_mb"],
                      "rss_source": rec["rss_source"], "rss_time_mb": rec["rss_time_mb"],
@@ -842,6 +912,24 @@ def main():
         m = max(rss_check["rss_mb"])
         checks.append(check("peak RSS <= 100 MB per rank (60,000 images, 2x1)", m <= 100,
                             f"max {m:.0f} MB ({', '.join(f'{v:.0f}' for v in rss_check['rss_mb'])})"))
+    b_best2 = max([v for v in (med("dpcnn-bf16-1x2"), med("dpcnn-bf16-2x1")) if v is not None],
+                  default=None)
+    if b_best2 and d_best2:
+        r = b_best2 / d_best2
+        amx = "amx_bf16" in open("/proc/cpuinfo").read()
+        if amx:
+            checks.append(check("dpcnn bf16 best 2-core >= 2.5x dpcnn fp32 best 2-core (AMX)",
+                                r >= 2.5, f"{b_best2:.0f} / {d_best2:.0f} = {r:.2f}x"))
+        else:
+            # The target is met either way here: where bf16 is slower, auto picks fp32
+            # (layers/precision.cc); this check says which of the two holds.
+            checks.append(check("no AMX: dpcnn bf16 best 2-core not slower than fp32",
+                                r >= 1.0, f"{b_best2:.0f} / {d_best2:.0f} = {r:.2f}x (auto picks "
+                                "fp32 on AVX512_BF16 without AMX)"))
+    if b_best2 and torch_best[2]:
+        r = max(b_best2, d_best2 or 0) / torch_best[2]
+        checks.append(check("dpcnn best 2-core (any precision) >= 5x torch best 2-core (AMX target)",
+                            r >= 5.0, f"{max(b_best2, d_best2 or 0):.0f} / {torch_best[2]:.0f} = {r:.2f}x"))
     s21 = summary.get("dpcnn-2x1")
     if s21 and s21.get("allreduce_share"):
         a = s21["allreduce_share"]["median"]
@@ -867,6 +955,7 @@ def main():
         "quick": args.quick, "train_bin": args.train_bin,
         "flop_per_image": flop_img, "flop_breakdown": flop_rows,
         "peak_gflops": {str(k): v for k, v in peak.items()},
+        "peak_bf16_matmul_gflops": {str(k): v for k, v in peak_bf16.items()},
         "peak_runs": {str(k): v for k, v in peak_runs.items()},
         "torch_best": {str(k): v for k, v in torch_best.items()},
         "summary": summary, "runs": runs, "rss_check": rss_check,
@@ -911,7 +1000,11 @@ def render_markdown(res, table):
            "",
            f"Training cost {res['flop_per_image'] / 1e6:.3f} MFLOP/image. Measured FMA peak: "
            + ", ".join(f"{k} core(s) {v:.1f} GFLOP/s" for k, v in res["peak_gflops"].items())
-           + ". MFU = images/s x FLOP/image / peak at the configuration's core count.", "",
+           + ". Measured bf16 matmul peak (oneDNN): "
+           + (", ".join(f"{k} core(s) {v:.1f} GFLOP/s" for k, v in res.get("peak_bf16_matmul_gflops", {}).items())
+              or "none (no native bf16)")
+           + ". MFU = images/s x FLOP/image / peak at the configuration's core count (bf16 rows: "
+           "the bf16 peak).", "",
            table, "", "## Checks", "", "| target | result | detail |", "|---|---|---|"]
     for c in res["checks"]:
         out.append(f"| {c['target']} | {c['result']} | {c['detail']} |")

@@ -7,14 +7,17 @@ as PNG files into one folder and as one IDX pair, then, interleaved over
 
   dpcnn folder   dpcnn-predict --top 1 FOLDER      (process start, checkpoint,
                  decoding with MNIST preprocessing, network, output; all of it)
-  dpcnn idx      dpcnn-predict --idx IMAGES LABELS (IDX read, network, output)
+  dpcnn idx      dpcnn-predict --idx IMAGES LABELS (IDX read, network, output),
+                 in fp32 and (where the CPU has native bf16) --precision bf16
   torch folder   cv2.imread + /255 per file, then the model in batches of 64
   torch idx      the same uint8 array /255, the model in batches of 64
 
 PyTorch runs the model dpcnn-export wrote (its initializers loaded into
 torch.nn modules, so both run the same weights), on --threads threads
-(torch.set_num_threads), under torch.inference_mode(). dpcnn uses all cores
-(OpenMP). Prints a Markdown table and `RESULT {...}`.
+(torch.set_num_threads), under torch.inference_mode(), in fp32 and under
+torch.autocast("cpu", dtype=torch.bfloat16). dpcnn uses all cores (OpenMP).
+Prints a Markdown table, the load average before and after, dpcnn-predict's
+per-batch time breakdown (--profile) and `RESULT {...}`.
 
   /usr/bin/python3 tests/bench/predict_throughput.py --checkpoint runs/mnist --data data/mnist
 """
@@ -135,9 +138,9 @@ def main():
 
     model = torch_model(onnx_path)
 
-    def torch_run(x_u8, threads):
+    def torch_run(x_u8, threads, bf16=False):
         torch.set_num_threads(threads)
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             for b in range(0, n, 64):
                 x = torch.from_numpy(x_u8[b:b + 64].astype(np.float32) / 255.0).unsqueeze(1)
                 model(x).argmax(1)
@@ -154,11 +157,19 @@ def main():
         "dpcnn-predict folder of PNGs": lambda: dpcnn("--top", "1", folder),
         "dpcnn-predict --idx": lambda: dpcnn("--idx", idx_images, idx_labels),
     }
+    bf16 = any(f in open("/proc/cpuinfo").read() for f in (" avx512_bf16", " amx_bf16"))
+    if bf16:
+        cases["dpcnn-predict --idx --precision bf16"] = lambda: dpcnn(
+            "--idx", idx_images, idx_labels, "--precision", "bf16")
     threads = [int(t) for t in args.torch_threads.split(",")]
     for t in threads:
         cases[f"PyTorch 1.13, {t} thread(s), PNGs (cv2.imread)"] = lambda t=t: torch_folder(t)
         cases[f"PyTorch 1.13, {t} thread(s), in-memory array"] = lambda t=t: torch_run(imgs, t)
+        if bf16:
+            cases[f"PyTorch 1.13 autocast bf16, {t} thread(s), in-memory array"] = \
+                lambda t=t: torch_run(imgs, t, bf16=True)
     torch_run(imgs[:640], threads[0])  # warm-up: first-call allocations
+    load_before = os.getloadavg()
     times = {k: [] for k in cases}
     cpus = {k: [] for k in cases}
     for _ in range(args.rounds):
@@ -171,8 +182,9 @@ def main():
     # machine is shared, so wall-clock rates understate both tools.
     per_cpu = {k: n / statistics.median(v) for k, v in cpus.items()}
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-    print(f"{n} images, {os.cpu_count()} cores ({cpu}), load average {os.getloadavg()[0]:.1f}, "
-          f"median of {args.rounds} interleaved rounds\n")
+    load_after = os.getloadavg()
+    print(f"{n} images, {os.cpu_count()} cores ({cpu}), load average {load_before[0]:.1f} before, "
+          f"{load_after[0]:.1f} after (1 min), median of {args.rounds} interleaved rounds\n")
     print("| what | images/s (wall) | seconds (median) | images per CPU-second | CPU-s |\n|---|---:|---:|---:|---:|")
     for k in cases:
         print(f"| {k} | {rates[k]:,.0f} | {statistics.median(times[k]):.3f} | {per_cpu[k]:,.0f} | "
@@ -183,8 +195,17 @@ def main():
           f"in memory {rates[keys[1]] / best(rates, 'memory'):.2f}x (wall); "
           f"per CPU-second {per_cpu[keys[0]] / best(per_cpu, 'PNG'):.2f}x, "
           f"{per_cpu[keys[1]] / best(per_cpu, 'memory'):.2f}x")
+    # Where a batch's time goes (the first thread's copy of the network).
+    breakdown = {}
+    for prec in (["fp32", "bf16"] if bf16 else ["fp32"]):
+        r = subprocess.run([os.path.join(args.bin, "dpcnn-predict"), "--checkpoint", args.checkpoint,
+                            "--idx", idx_images, idx_labels, "--precision", prec, "--profile"],
+                           capture_output=True, text=True)
+        breakdown[prec] = r.stderr
+        print(f"\ndpcnn-predict --idx --precision {prec} --profile:\n{r.stderr.rstrip()}")
     print("RESULT " + json.dumps({"images": n, "cpu": cpu, "rates": rates, "per_cpu_second": per_cpu,
-                                  "times": times, "cpu_seconds": cpus}))
+                                  "times": times, "cpu_seconds": cpus, "load_before": load_before,
+                                  "load_after": load_after, "breakdown": breakdown}))
 
 
 if __name__ == "__main__":

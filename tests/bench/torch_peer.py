@@ -176,6 +176,9 @@ def parse_args():
     p.add_argument("--init", choices=["keras", "torch"], default="keras",
                    help="weight init: keras = glorot_uniform + zero bias (default), torch = PyTorch default")
     p.add_argument("--ddp", action="store_true", help="run under torch.distributed.run (gloo, DDP)")
+    p.add_argument("--bf16", action="store_true",
+                   help='mixed precision: forward under torch.autocast("cpu", dtype=torch.bfloat16), '
+                        "denormals flushed (the peer's fastest bf16 setting)")
     return p.parse_args()
 
 
@@ -245,10 +248,20 @@ def main():
         x = train_x[idx].float().div_(255.0)
         return x, train_y[idx]
 
+    if args.bf16:
+        torch.set_flush_denormal(True)
+
+    def forward_loss(x, y):
+        if args.bf16:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                out = model(x)
+            return loss_fn(out.float(), y)
+        return loss_fn(model(x), y)
+
     def step():
         x, y = next_batch()
         opt.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x), y)
+        loss = forward_loss(x, y)
         loss.backward()
         opt.step()
         return loss
@@ -314,7 +327,8 @@ def main():
                   "batch": args.batch, "steps": steps,
                   "images_per_sec": round(ips, 2),
                   "sec_per_step": round(elapsed / steps, 6),
-                  "blas": blas["blas"], "model": args.model}
+                  "blas": blas["blas"], "model": args.model,
+                  "precision": "bf16-autocast" if args.bf16 else "fp32"}
         result.update(extra)
         print("RESULT " + json.dumps(result, separators=(",", ":")), flush=True)
     if args.ddp:

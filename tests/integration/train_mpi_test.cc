@@ -44,8 +44,10 @@ class TrainMpi : public ::testing::Test {
     const std::string cmd = std::string(DPCNN_SOURCE_DIR) + "/scripts/mpirun.sh -np " +
                             std::to_string(np) + " " + DPCNN_BIN_DIR + "/dpcnn-train --config " +
                             config + " --set data.dir=" + data + " runs_dir=" + tmp.string() +
-                            " distributed.threads_per_rank=1 " + sets + " --save-params " + out +
-                            " " + extra;
+                            // fp32: its equivalence across rank counts is checked here
+                            // (auto would pick bf16 on a CPU with native bf16).
+                            " distributed.threads_per_rank=1 train.precision=fp32 " + sets +
+                            " --save-params " + out + " " + extra;
     Result r = sh(cmd);
     if (params) *params = read_floats(out);
     return r;
@@ -158,7 +160,8 @@ TEST_F(TrainMpi, BroadcastDataNeedsFilesOnRankZeroOnly) {
       "/scripts/mpirun.sh -np 2 sh -c 'if [ \"$OMPI_COMM_WORLD_RANK\" = 1 ]; then d=" +
       tmp.string() + "/missing; else d=" + data + "; fi; exec " + DPCNN_BIN_DIR +
       "/dpcnn-train --config configs/mnist.yaml --set data.dir=$d data.broadcast=true runs_dir=" +
-      tmp.string() + " distributed.threads_per_rank=1 " + sets + " --save-params " + out + "'";
+      tmp.string() + " distributed.threads_per_rank=1 train.precision=fp32 " + sets +
+      " --save-params " + out + "'";
   Result r = sh(cmd);
   ASSERT_EQ(r.status, 0) << r.output;
   shared = read_floats(out);

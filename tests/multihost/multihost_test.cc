@@ -16,7 +16,8 @@ namespace {
 
 const std::string kTrainSets =
     "train.max_steps=50 train.epochs=10 train.eval=false optimizer.type=sgd "
-    "optimizer.learning_rate=0.05 optimizer.momentum=0.9 distributed.threads_per_rank=1";
+    "optimizer.learning_rate=0.05 optimizer.momentum=0.9 distributed.threads_per_rank=1 "
+    "train.precision=fp32";  // equivalence across rank counts is fp32's contract
 
 TEST_F(MultiHost, EachRankRunsOnItsOwnHost) {
   Result r = sh(vc_mpirun() + "-np 2 hostname | sort");
