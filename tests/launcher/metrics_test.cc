@@ -51,7 +51,8 @@ pb::JobStatus full_status() {
   e3->set_epoch(3), e3->set_val_loss(-1), e3->set_val_accuracy(-1);
   s.set_last_checkpoint_step(300);
   *s.mutable_last_checkpoint_time() = TimeUtil::SecondsToTimestamp(1000);
-  s.add_samples()->set_lr(0.01);
+  s.set_lr(0.01);
+  s.set_eta_known(true);  // finished: known, and 0
   for (int r = 0; r < 2; ++r) {
     auto* k = s.add_rank_stats();
     k->set_rank(r);
@@ -72,6 +73,7 @@ TEST(Metrics, EverySeriesOfAFullStatus) {
   EXPECT_EQ(value(m, "dpcnn_step"), 300);
   EXPECT_EQ(value(m, "dpcnn_images_per_second"), 1234.5);
   EXPECT_EQ(value(m, "dpcnn_learning_rate"), 0.01);
+  EXPECT_EQ(value(m, "dpcnn_eta_seconds"), 0);
   EXPECT_EQ(value(m, "dpcnn_loss{split=\"train\"}"), 0.25);
   EXPECT_EQ(value(m, "dpcnn_loss{split=\"val\"}"), 0.4);
   EXPECT_EQ(value(m, "dpcnn_accuracy_ratio{split=\"val\"}"), 0.85);
@@ -107,6 +109,7 @@ TEST(Metrics, NothingYetMeansNoSplitsNoRanksNoCheckpoint) {
   EXPECT_EQ(m.find("dpcnn_rank_step_seconds{"), std::string::npos) << m;
   EXPECT_EQ(m.find("dpcnn_last_checkpoint_step "), std::string::npos) << m;
   EXPECT_EQ(m.find("dpcnn_learning_rate "), std::string::npos) << m;
+  EXPECT_EQ(m.find("dpcnn_eta_seconds "), std::string::npos) << m;  // unknown: no series
 }
 
 }  // namespace

@@ -117,8 +117,7 @@ TEST_F(Monitoring, MetricsMatchStatusAndPassPromtool) {
     EXPECT_DOUBLE_EQ(metric(m, "dpcnn_loss", "split=\"train\""), before.loss());
     EXPECT_DOUBLE_EQ(metric(m, "dpcnn_accuracy_ratio", "split=\"train\""), before.accuracy());
     EXPECT_DOUBLE_EQ(metric(m, "dpcnn_images_per_second"), before.images_per_sec());
-    EXPECT_DOUBLE_EQ(metric(m, "dpcnn_learning_rate"),
-                     before.samples(before.samples_size() - 1).lr());
+    EXPECT_DOUBLE_EQ(metric(m, "dpcnn_learning_rate"), before.lr());
     EXPECT_FLOAT_EQ(metric(m, "dpcnn_learning_rate"), 1e-3f);  // mnist-small's constant rate
   }
   EXPECT_TRUE(std::isnan(metric(m, "dpcnn_loss", "split=\"test\"")));  // not evaluated yet
@@ -141,21 +140,27 @@ TEST_F(Monitoring, MetricsMatchStatusAndPassPromtool) {
   }
   EXPECT_TRUE(std::isnan(metric(m, "dpcnn_rank_step_seconds", "host=\"x\",rank=\"2\"")));
 
-  // A checkpoint now: its step and age appear.
-  EXPECT_TRUE(std::isnan(metric(m, "dpcnn_last_checkpoint_step")));
+  // A checkpoint now: its step and age appear. An epoch end may have written
+  // one already (the job runs on while the test looks): count from there.
+  const pb::JobStatus b = wait_for([](const pb::JobStatus&) { return true; });
+  const int before_ckpts = b.checkpoints_size();
+  if (before_ckpts == 0) {
+    EXPECT_TRUE(std::isnan(metric(m, "dpcnn_last_checkpoint_step")));
+  }
   auto ck = http.Post(
       "/api/checkpoint",
       httplib::Headers{{"Authorization", "Bearer " + slurp(run_dir / "token").substr(0, 32)}}, "",
       "text/plain");
   ASSERT_TRUE(ck);
   EXPECT_EQ(ck->status, 200) << ck->body;
-  const pb::JobStatus c = wait_for([](const pb::JobStatus& s) { return s.checkpoints_size() > 0; });
-  ASSERT_EQ(c.checkpoints_size(), 1) << log();
+  const pb::JobStatus c =
+      wait_for([&](const pb::JobStatus& s) { return s.checkpoints_size() > before_ckpts; });
+  ASSERT_GT(c.checkpoints_size(), before_ckpts) << log();
   const std::string m2 = http.Get("/metrics")->body;
-  EXPECT_EQ(metric(m2, "dpcnn_last_checkpoint_step"),
+  EXPECT_GE(metric(m2, "dpcnn_last_checkpoint_step"),
             static_cast<double>(c.last_checkpoint_step()));
   EXPECT_GE(metric(m2, "dpcnn_last_checkpoint_age_seconds"), 0);
-  EXPECT_EQ(c.checkpoints(0).step(), c.last_checkpoint_step());
+  EXPECT_EQ(c.checkpoints(c.checkpoints_size() - 1).step(), c.last_checkpoint_step());
 }
 
 // A real Prometheus (Debian's prometheus) scrapes the job every second; its
@@ -305,7 +310,10 @@ TEST_F(Monitoring, HttpsWithTheStatusCertificate) {
 // launched job (gathering every second, scraped meanwhile) ends with weights
 // bit-identical to the same job run by plain mpirun (no launcher, no gather).
 TEST_F(Monitoring, RankStatsGatherLeavesTrainingBitIdentical) {
-  const std::string steps = " --set train.max_steps=150 --set train.eval=false";
+  // Long enough (about 8 s at bf16 speed on an idle machine) for several
+  // gathers to happen before the end.
+  const std::string steps =
+      " --set train.epochs=20 --set train.max_steps=1000 --set train.eval=false";
   start(steps);
   ASSERT_NO_FATAL_FAILURE(connect());
   maddr = wait_metrics_addr();
@@ -327,8 +335,8 @@ TEST_F(Monitoring, RankStatsGatherLeavesTrainingBitIdentical) {
   const CheckpointData a = read_checkpoint(resolve_checkpoint_path(run_dir.string()));
   const CheckpointData b =
       read_checkpoint(resolve_checkpoint_path((tmp / "plain" / "mnist-small").string()));
-  EXPECT_EQ(a.global_step, 150);
-  EXPECT_EQ(b.global_step, 150);
+  EXPECT_EQ(a.global_step, 1000);
+  EXPECT_EQ(b.global_step, 1000);
   ASSERT_EQ(a.params.size(), b.params.size());
   for (size_t i = 0; i < a.params.size(); ++i)
     EXPECT_TRUE(a.params[i].data == b.params[i].data) << "tensor " << i << " differs";
