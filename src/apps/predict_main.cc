@@ -91,11 +91,13 @@ int predict_images(const Options& o, dpcnn::SavedModel& m) {
                  in.skipped);
   if (in.files.empty()) throw dpcnn::InputError("no image files found in the folders given");
   // auto: the pipeline the model was trained with when it learnt from an image
-  // folder, else MNIST-style (IDX digits were made that way).
-  const std::string name = o.preprocess != "auto"          ? o.preprocess
-                           : m.cfg.data.format == "folder" ? m.cfg.data.preprocess
-                           : m.channels == 1               ? "mnist"
-                                                           : "resize";
+  // folder or its config names one (configs/fashion-mnist.yaml: none), else
+  // MNIST-style (IDX digits were made that way).
+  const bool named = m.cfg.data.format == "folder" || m.cfg.data.preprocess_given;
+  const std::string name = o.preprocess != "auto" ? o.preprocess
+                           : named                ? m.cfg.data.preprocess
+                           : m.channels == 1      ? "mnist"
+                                                  : "resize";
   const dpcnn::Preprocess mode = dpcnn::parse_preprocess(name);
   int failed = 0;
   // A bad file costs its own line, not the whole batch.
@@ -290,7 +292,8 @@ int main(int argc, char** argv) {
       ->expected(2);
   app.add_option("--preprocess", o.preprocess,
                  "auto (default): the model's data.preprocess if it was trained on an image "
-                 "folder, else mnist; mnist: invert, crop, fit 20x20, centre by mass; resize: "
+                 "folder or its config names one, else mnist; mnist: invert, crop, fit 20x20, "
+                 "centre by mass; resize: "
                  "plain resize; none: images already at the model's input size")
       ->check(CLI::IsMember({"auto", "mnist", "resize", "none"}));
   app.add_flag(

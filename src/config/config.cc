@@ -757,6 +757,7 @@ Config Parser::parse(const YAML::Node& root) const {
   data.read_bool("broadcast", cfg.data.broadcast);
   const Entry* preprocess =
       data.read_enum("preprocess", cfg.data.preprocess, {"mnist", "resize", "none"});
+  cfg.data.preprocess_given = preprocess != nullptr;
   data.read_string("cache_dir", cfg.data.cache_dir);
   read_augment(sub(*this, data, "augment", {"shift", "rotation", "scale", "hflip"}),
                cfg.data.augment);

@@ -77,6 +77,9 @@ struct DataConfig {
   // folder: how a decoded image becomes the model's input (src/image/pipeline.h):
   // mnist | resize | none.
   std::string preprocess = "resize";
+  // The config names data.preprocess: dpcnn-predict then uses it for any
+  // format (an IDX-trained model knows best what its images looked like).
+  bool preprocess_given = false;
   // folder: where the decoded images are kept ("" = <dir>/.dpcnn-cache).
   std::string cache_dir;
   // One name per class (model.classes of them), for dpcnn-predict's output and

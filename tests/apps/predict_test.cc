@@ -69,6 +69,15 @@ class PredictTest : public ::testing::Test {
       }
     }
     CheckpointDir(dir_ + "/band/checkpoints").save(bc, 3);
+    // The same model from a config that names its preprocessing (IDX data, as
+    // configs/fashion-mnist.yaml does): --preprocess auto must take it.
+    CheckpointData nc = bc;
+    nc.config_yaml =
+        load_config("configs/mnist.yaml",
+                    {"name=band", "model.layers=[{type: flatten}, {type: dense, units: 10}]",
+                     "data.preprocess=none"})
+            .yaml;
+    CheckpointDir(dir_ + "/named/checkpoints").save(nc, 3);
 
     // Digits: a bright bar in their class's band over a dark, noisy field.
     Rng r(5);
@@ -174,6 +183,15 @@ TEST_F(PredictTest, PngAndIdxPredictionsAreTheKnownAnswers) {
   // Every digit right: the confusion matrix is diagonal, 2 twos for 0 and 1.
   EXPECT_NE(idx.out.find("\"confusion\":[[2,0,0,0,0,0,0,0,0,0],[0,2,"), std::string::npos)
       << idx.out;
+}
+
+// MNIST-style preprocessing (auto's choice for an IDX model that names none)
+// crops the digits to their ink and moves the bands: only the config's
+// "none" gives the known answers.
+TEST_F(PredictTest, AutoPreprocessingIsWhatTheModelsConfigNames) {
+  const Result r = run("--checkpoint " + dir_ + "/named --json" + pngs_);
+  ASSERT_EQ(r.code, 0) << r.err;
+  expect_known_answers(parse(r.out));
 }
 
 TEST_F(PredictTest, TextOutputNamesEachFileWithItsDigitAndProbability) {
