@@ -24,9 +24,10 @@ class Elastic : public MultiHost {
     if (IsSkipped() || HasFatalFailure()) return;
     const std::string real = kSrc + "/data/mnist";
     // Without the real digits (a clean clone in CI), enough synthetic ones
-    // for 128 steps an epoch: the cut waits for the checkpoint of step 50.
+    // for the 250 steps an epoch of the real 8,000 gives: the cut waits for
+    // the checkpoint of step 50, and a rejoin needs checkpoints after it.
     data =
-        fs::exists(real + "/train-images-idx3-ubyte") ? real : testing::synthetic_mnist_dir(4096);
+        fs::exists(real + "/train-images-idx3-ubyte") ? real : testing::synthetic_mnist_dir(8000);
     std::printf("data: %s\n", data.c_str());
   }
 
