@@ -430,12 +430,8 @@ grpc::Status StatusService::checkpoint(const grpc::ServerContext& ctx,
     return {grpc::StatusCode::INVALID_ARGUMENT,
             "wait_ms must be in [0, " + std::to_string(kMaxCheckpointWaitMs) + "]"};
   std::unique_lock lock(mu_);
-  if (is_terminal(status_.state()) || health_.stop_requested)
-    return {grpc::StatusCode::FAILED_PRECONDITION, "the job is ending"};
-  checkpoint_pending_ = true;
-  const uint64_t mine = ++ckpt_requested_;
-  status_.set_message("checkpoint requested by " + ctx.peer());
-  touch_locked();
+  const uint64_t mine = request_checkpoint_locked(ctx.peer());
+  if (mine == 0) return {grpc::StatusCode::FAILED_PRECONDITION, "the job is ending"};
   reply->set_step(status_.step());
   reply->set_message(
       "requested: rank 0 writes a checkpoint at its next step after its next report "
@@ -497,15 +493,22 @@ bool StatusService::stop_job(const std::string& who, const std::string& reason, 
 
 bool StatusService::checkpoint_job(const std::string& who, std::string* out) {
   std::lock_guard lock(mu_);
-  if (is_terminal(status_.state()) || health_.stop_requested) {
+  if (request_checkpoint_locked(who) == 0) {
     *out = "the job is ending";
     return false;
   }
+  *out = "requested: rank 0 writes a checkpoint at its next step after its next report";
+  return true;
+}
+
+// The one place a checkpoint is asked for (gRPC and HTTP): its ticket for a
+// caller that waits, 0 when the job is ending.
+uint64_t StatusService::request_checkpoint_locked(const std::string& who) {
+  if (is_terminal(status_.state()) || health_.stop_requested) return 0;
   checkpoint_pending_ = true;
   status_.set_message("checkpoint requested by " + who);
   touch_locked();
-  *out = "requested: rank 0 writes a checkpoint at its next step after its next report";
-  return true;
+  return ++ckpt_requested_;
 }
 
 bool is_loopback_address(const std::string& host_port) {

@@ -101,8 +101,9 @@ class StatusService {
   class ReporterApi;
 
   grpc::Status check_token(const grpc::ServerContext& ctx) const;
-  void touch_locked();                        // bump the version, wake watchers
-  void sample_locked(const v1::Progress& p);  // JobStatus.samples
+  void touch_locked();                                         // bump the version, wake watchers
+  uint64_t request_checkpoint_locked(const std::string& who);  // 0: the job is ending
+  void sample_locked(const v1::Progress& p);                   // JobStatus.samples
   grpc::Status watch(grpc::ServerContext* ctx, const v1::WatchStatusRequest& req,
                      grpc::ServerWriter<v1::JobStatus>* writer);
   grpc::Status report(const grpc::ServerContext& ctx, const v1::ReportRequest& req,
