@@ -201,6 +201,7 @@ int main(int argc, char** argv) {
                          " is more than the " + std::to_string(slots) + " slot(s) of " + hostfile);
       e.min_ranks = cfg.launcher.min_ranks;
       e.host_timeout = std::chrono::seconds(cfg.launcher.host_timeout_s);
+      e.probe_port = cfg.launcher.probe_port;
       e.wait_for_hosts = std::chrono::seconds(cfg.launcher.stall_timeout_s);
       e.batch_size = cfg.train.batch_size;
       elastic = e;
