@@ -12,6 +12,7 @@
 #include <CLI/CLI.hpp>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -91,6 +92,13 @@ int main(int argc, char** argv) {
                  "number of ranks (default: the config's distributed.ranks, which defaults to 1)")
       ->check(CLI::Range(1, 4096));
   app.add_option("--hostfile", hostfile, "mpirun hostfile");
+  std::string starter = "mpirun";
+  app.add_option("--starter", starter,
+                 "what starts the ranks: mpirun (default), or srun inside a Slurm allocation "
+                 "(sbatch/salloc; srun --mpi=pmix -n NP): Slurm then starts, signals and "
+                 "accounts each rank, and scancel ends the job as soon as the workers' final "
+                 "checkpoint is written")
+      ->check(CLI::IsMember({"mpirun", "srun"}));
   std::vector<std::string> mpirun_args;
   app.add_option("--mpirun-arg", mpirun_args,
                  "an argument passed to mpirun as is, repeatable: --mpirun-arg=--mca "
@@ -172,9 +180,26 @@ int main(int argc, char** argv) {
       creds = grpc::SslServerCredentials(ssl);
       opt.tls_ca = fs::absolute(cfg.status.tls_cert).string();  // workers trust our certificate
     }
-    opt.mpirun = dpcnn::launcher::find_executable("mpirun");
+    opt.srun = starter == "srun";
+    if (opt.srun) {
+      const char* job = std::getenv("SLURM_JOB_ID");
+      if (!job || !*job)
+        throw InputError(
+            "--starter srun starts the ranks in this Slurm allocation, and SLURM_JOB_ID is not "
+            "set: run under sbatch or salloc, or leave --starter out (mpirun)");
+      if (!hostfile.empty())
+        throw InputError(
+            "--hostfile is mpirun's: under --starter srun the Slurm allocation names the hosts");
+      if (cfg.launcher.elastic)
+        throw InputError(
+            "launcher.elastic: true needs mpirun and --hostfile (the hosts to leave out and "
+            "take back); under --starter srun Slurm's allocation is fixed");
+    }
+    opt.mpirun = dpcnn::launcher::find_executable(starter);
     if (opt.mpirun.empty())
-      throw InputError("mpirun not found on PATH (apt-get install openmpi-bin)");
+      throw InputError(opt.srun ? "--starter srun: srun not found on PATH (apt-get install "
+                                  "slurm-client)"
+                                : "mpirun not found on PATH (apt-get install openmpi-bin)");
     opt.train_bin = train_bin.empty() ? self_dir() + "/dpcnn-train" : train_bin;
     if (access(opt.train_bin.c_str(), X_OK) != 0)
       throw InputError("worker binary '" + opt.train_bin + "' not found or not executable");
