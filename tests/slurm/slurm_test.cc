@@ -149,7 +149,10 @@ TEST_F(Slurm, SbatchRunsToTheEndAndScancelLeavesACheckpointThatResumeContinues) 
   // workers stop at the next step and write a checkpoint, the launcher
   // verifies it and exits, and the job leaves the queue: long before
   // KillWait, which would otherwise end it.
-  const std::string c = submit(true, "");
+  // A checkpoint every step (~0.1 s each) keeps this job running for tens
+  // of seconds however fast the machine trains, so the scancel lands
+  // mid-run; checkpoints do not change the model.
+  const std::string c = submit(true, "--set checkpoint.every_steps=1");
   const auto until = Clock::now() + 60s;
   while (Clock::now() < until && output(c).find("first step") == std::string::npos)
     std::this_thread::sleep_for(200ms);
