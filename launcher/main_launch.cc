@@ -101,8 +101,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"mpirun", "srun"}));
   std::vector<std::string> mpirun_args;
   app.add_option("--mpirun-arg", mpirun_args,
-                 "an argument passed to mpirun as is, repeatable: --mpirun-arg=--mca "
-                 "--mpirun-arg=btl_tcp_if_include --mpirun-arg=10.0.0.0/24")
+                 "an argument passed to mpirun (srun under --starter srun) as is, repeatable: "
+                 "--mpirun-arg=--mca --mpirun-arg=btl_tcp_if_include --mpirun-arg=10.0.0.0/24")
       ->allow_extra_args(false);
   app.add_option("--set", sets, "override a config key, e.g. --set train.epochs=1");
   app.add_option("--resume", resume,
@@ -113,6 +113,11 @@ int main(int argc, char** argv) {
       "allow a non-loopback status.listen without TLS (the token still guards control calls)");
   app.add_option("--train-bin", train_bin,
                  "the worker binary (default: dpcnn-train next to this one)");
+  app.footer(
+      "The launcher's config keys (--set launcher.KEY=V; README.md, Configuration reference):\n"
+      "  max_restarts (3), stall_timeout_s (120); with --hostfile, elastic (false): restart on "
+      "the hosts that answer,\n  min_ranks (1), host_timeout_s (10) and probe_port (22): the "
+      "TCP port of the host probe (cluster/README.md)");
   app.set_version_flag(
       "--version",
       [] {
