@@ -21,6 +21,7 @@
 #include "launcher/status_text.h"
 #include "launcher/supervisor.h"
 #include "report/reporter.h"
+#include "status_fixture.h"
 
 namespace dpcnn::launcher {
 namespace {
@@ -31,28 +32,13 @@ using Clock = std::chrono::steady_clock;
 
 const char* kToken = "0123456789abcdef0123456789abcdef";
 
-class StatusServiceTest : public ::testing::Test {
+class StatusServiceTest : public LoopbackStatusTest {
  protected:
+  StatusServiceTest() : LoopbackStatusTest("test-run", "test", kToken) {}
   void SetUp() override {
-    JobInfo info;
-    info.run_id = "test-run";
-    info.config_name = "test";
-    info.config_path = "configs/test.yaml";
-    info.batch_size = 32;
-    info.token = kToken;
-    service = std::make_unique<StatusService>(info);
-    // The launcher's own server setup (limits included), on a free port.
-    StatusServer started =
-        start_status_server("127.0.0.1:0", grpc::InsecureServerCredentials(), *service);
-    server = std::move(started.server);
-    ASSERT_TRUE(server);
-    addr = started.addr;
+    LoopbackStatusTest::SetUp();
     channel = grpc::CreateChannel(addr, grpc::InsecureChannelCredentials());
     stub = pb::Status::NewStub(channel);
-  }
-  void TearDown() override {
-    service->shutdown();
-    server->Shutdown(std::chrono::system_clock::now() + 2s);
   }
 
   std::unique_ptr<TrainingObserver> reporter(const std::string& token = kToken) {
@@ -92,9 +78,6 @@ class StatusServiceTest : public ::testing::Test {
     return s;
   }
 
-  std::unique_ptr<StatusService> service;
-  std::unique_ptr<grpc::Server> server;
-  std::string addr;
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<pb::Status::Stub> stub;
 };

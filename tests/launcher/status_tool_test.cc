@@ -19,6 +19,7 @@
 #include "launcher/status_service.h"
 #include "launcher/status_text.h"
 #include "report/reporter.h"
+#include "status_fixture.h"
 
 namespace dpcnn::launcher {
 namespace {
@@ -31,23 +32,11 @@ const char* kToken = "00112233445566778899aabbccddeeff";
 
 int lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
 
-class StatusTool : public ::testing::Test {
+class StatusTool : public LoopbackStatusTest {
  protected:
+  StatusTool() : LoopbackStatusTest("job-1234", "job", kToken) {}
   void SetUp() override {
-    JobInfo info;
-    info.run_id = "job-1234";
-    info.config_name = "job";
-    info.config_path = "configs/job.yaml";
-    info.batch_size = 32;
-    info.token = kToken;
-    service = std::make_unique<StatusService>(info);
-    grpc::ServerBuilder b;
-    int port = 0;
-    b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-    service->register_with(b);
-    server = b.BuildAndStart();
-    ASSERT_TRUE(server);
-    addr = "127.0.0.1:" + std::to_string(port);
+    LoopbackStatusTest::SetUp();
     // A run directory as dpcnn-launch leaves it while it runs.
     tmp = fs::temp_directory_path() /
           ("dpcnn-status-tool-" + std::to_string(getpid()) + "-" +
@@ -58,8 +47,7 @@ class StatusTool : public ::testing::Test {
     std::ofstream(run / "token") << kToken << "\n";
   }
   void TearDown() override {
-    service->shutdown();
-    server->Shutdown(std::chrono::system_clock::now() + 2s);
+    LoopbackStatusTest::TearDown();
     fs::remove_all(tmp);
   }
 
@@ -111,9 +99,6 @@ class StatusTool : public ::testing::Test {
     r->on_finish({0.3, 0.95, 203, 0, false, "val_loss did not improve (best 0.4 at epoch 1)"});
   }  // the reporter's destructor flushes
 
-  std::unique_ptr<StatusService> service;
-  std::unique_ptr<grpc::Server> server;
-  std::string addr;
   fs::path tmp, run;
 };
 
