@@ -6,8 +6,10 @@ measurements (a directory: compute.jsonl, allreduce.tsv, links.jsonl).
   t_tree(p) = 2 L 3 alpha + L (n + m) beta,  L = ceil(log2 p)   (what dpcnn runs)
   t_ring(p) = 2 (p-1) alpha + 2 (p-1)/p n beta                 (for comparison)
 
-C(b, k): compute of one step (data + forward/backward + optimizer) at per-rank
-batch b, 1 thread, with k ranks sharing a core. n = 373,288 bytes (93,322 float
+C(b, k) = k C(b): compute of one step (data + forward/backward + optimizer) at
+per-rank batch b, 1 thread, alone on a core (k = 1), or k ranks sharing it:
+steps are synchronous, so the core does both ranks' work every step (the
+calibration's two processes at once on one core are printed as a check). n = 373,288 bytes (93,322 float
 gradients of configs/mnist.yaml) in buckets of m = 64 KB. dpcnn reduces each
 bucket with an in-place MPI_Iallreduce, and Open MPI 4.1's libnbc runs every
 in-place one as a binomial tree (reduce to rank 0, then broadcast: 2 L rounds);
@@ -144,7 +146,7 @@ def main(d):
                 if not runs:
                     continue
                 br, k = math.ceil(GLOBAL_BATCH / p), 1 if p <= 2 else 2
-                comp_t = C.get((br, k), Cfit(br) * k)
+                comp_t = k * C.get((br, 1), Cfit(br))  # a shared core does both ranks' work
                 pred = comp_t + t_tree(p, a, b)
                 st = min(runs, key=lambda r: r["step_ms"]["total"])["step_ms"]
                 meas = st["total"] / 1e3
