@@ -47,26 +47,35 @@ std::vector<int64_t> validation_indices(const Dataset& d, double fraction, uint6
   return out;
 }
 
+// In place: the held-out samples are copied out, then the kept ones slide
+// down over the gaps (never further than they stand), so the training set is
+// never held twice (a full 47 MB Fashion-MNIST set was: +77 MB of peak RSS).
 void split_off(Dataset& train, const std::vector<int64_t>& held_out, Dataset* val) {
   const size_t sz = static_cast<size_t>(train.image_size());
-  Dataset kept;
-  kept.channels = val->channels = train.channels;
-  kept.height = val->height = train.height;
-  kept.width = val->width = train.width;
-  val->images.clear();
-  val->labels.clear();
-  size_t h = 0;
-  for (int i = 0; i < train.count; ++i) {
-    const bool out = h < held_out.size() && held_out[h] == i;
-    Dataset& to = out ? *val : kept;
-    if (out) ++h;
-    to.images.insert(to.images.end(), train.images.begin() + i * sz,
-                     train.images.begin() + (i + 1) * sz);
-    to.labels.push_back(train.labels[static_cast<size_t>(i)]);
+  val->channels = train.channels;
+  val->height = train.height;
+  val->width = train.width;
+  val->count = static_cast<int>(held_out.size());
+  val->images.assign(held_out.size() * sz, 0);
+  val->labels.assign(held_out.size(), 0);
+  if (held_out.empty()) return;
+  uint8_t* img = train.images.data();
+  size_t h = 0, k = 0;  // next held-out position; samples kept so far
+  for (size_t i = 0; i < static_cast<size_t>(train.count); ++i) {
+    if (h < held_out.size() && held_out[h] == static_cast<int64_t>(i)) {
+      std::copy_n(img + i * sz, sz, val->images.data() + h * sz);
+      val->labels[h++] = train.labels[i];
+      continue;
+    }
+    if (k != i) {
+      std::copy_n(img + i * sz, sz, img + k * sz);  // k < i: a forward copy
+      train.labels[k] = train.labels[i];
+    }
+    ++k;
   }
-  kept.count = static_cast<int>(kept.labels.size());
-  val->count = static_cast<int>(val->labels.size());
-  train = std::move(kept);
+  train.count = static_cast<int>(k);
+  train.images.resize(k * sz);
+  train.labels.resize(k);
 }
 
 }  // namespace dpcnn

@@ -35,7 +35,7 @@ Converter::Converter(const Context& ctx, const memory::desc& from, const memory:
                      const char* role)
     : needed_(from != to) {
   if (!needed_) return;
-  out_ = ctx.alloc(to, role);
+  out_ = role ? ctx.alloc(to, role) : memory(to, ctx.engine);
   reorder_ = dnnl::reorder(dnnl::reorder::primitive_desc(ctx.engine, from, ctx.engine, to));
 }
 

@@ -59,6 +59,10 @@ class Context {
   // Set by Model::set_batch_stats_reducer (several ranks); null: one rank or a
   // single-process tool. Layers read it at each step, not at construction.
   BatchStatsReducer* stats_reducer = nullptr;
+  // Non-zero between Model::freeze_params and the next write access to the
+  // parameters (a new number at each freeze): inference layers may keep their
+  // weights in the primitives' layout instead of reordering them every batch.
+  uint64_t frozen_params = 0;
 
  private:
   struct Buffer {
@@ -80,7 +84,8 @@ struct StepInfo {
 };
 
 // Moves data between two descriptors of the same tensor: a no-op view when they
-// match, otherwise a reorder into an owned buffer created once.
+// match, otherwise a reorder into a buffer created once: the slot's shared one
+// for `role` (Context::alloc), or one of its own when `role` is null.
 class Converter {
  public:
   Converter() = default;

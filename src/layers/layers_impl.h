@@ -64,6 +64,8 @@ class WeightedLayer : public Layer {
   dnnl::primitive fwd_, bwd_w_, bwd_d_;
   dnnl::eltwise_backward relu_bwd_;
   Converter src_in_, w_in_, w_bd_, dw_out_, ddst_w_, ddst_d_, src_w_, dsrc_out_;
+  Converter w_frozen_;         // inference with frozen parameters: a private copy
+  uint64_t w_frozen_gen_ = 0;  // the Context::frozen_params it was made for
   memory user_w_, user_b_, user_dw_, user_db_, fwd_w_, dw_int_, diff_pre_, diff_src_raw_;
 };
 

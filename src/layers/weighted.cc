@@ -81,7 +81,15 @@ void WeightedLayer::bind(float* params, float* grads, float*) {
 
 void WeightedLayer::forward(const memory& src, const StepInfo&) {
   src_ = src_in_.run(ctx_, src);
-  fwd_w_ = w_in_.run(ctx_, user_w_);
+  if (training_ || ctx_.frozen_params == 0 || !w_in_.needed()) {
+    fwd_w_ = w_in_.run(ctx_, user_w_);
+  } else if (w_frozen_gen_ != ctx_.frozen_params) {
+    // Frozen parameters (dpcnn-predict): reorder once into a buffer of this
+    // layer's own (the shared "w_in" is rewritten by other chains) and reuse it.
+    if (!w_frozen_.needed()) w_frozen_ = Converter(ctx_, user_w_.get_desc(), d_.weights, nullptr);
+    fwd_w_ = w_frozen_.run(ctx_, user_w_);
+    w_frozen_gen_ = ctx_.frozen_params;
+  }
   std::unordered_map<int, memory> args = {
       {DNNL_ARG_SRC, src_}, {DNNL_ARG_WEIGHTS, fwd_w_}, {DNNL_ARG_DST, dst_}};
   if (bias_) args[DNNL_ARG_BIAS] = user_b_;

@@ -45,10 +45,12 @@ std::vector<Model*> replicas(SavedModel& m, int threads, std::vector<std::unique
   for (int t = 1; t < threads; ++t) {
     own->push_back(std::make_unique<Model>(m.cfg.model, m.model->precision()));
     Model& r = *own->back();
-    std::copy_n(m.model->params(), m.model->param_count(), r.params());
-    std::copy_n(m.model->state(), m.model->state_count(), r.state());
+    const Model& src = *m.model;
+    std::copy_n(src.params(), src.param_count(), r.params());
+    std::copy_n(src.state(), src.state_count(), r.state());
     out.push_back(&r);
   }
+  for (Model* r : out) r->freeze_params();
   return out;
 }
 

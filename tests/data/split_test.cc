@@ -49,7 +49,10 @@ TEST(ValidationSplit, SplitOffIsDisjointAndCoversTheTrainingSet) {
   const Dataset whole = train;
   const auto v = validation_indices(train, 0.25, 7);
   Dataset val;
+  const uint8_t* buffer = train.images.data();
   split_off(train, v, &val);
+  // In place: the training set is never held twice (peak memory per rank).
+  EXPECT_EQ(train.images.data(), buffer);
   ASSERT_EQ(val.count, static_cast<int>(v.size()));
   ASSERT_EQ(train.count + val.count, whole.count);
   ASSERT_EQ(train.images.size(), static_cast<size_t>(train.count) * 4);
@@ -67,6 +70,21 @@ TEST(ValidationSplit, SplitOffIsDisjointAndCoversTheTrainingSet) {
   }
   EXPECT_EQ(t, static_cast<size_t>(train.count));
   EXPECT_EQ(h, v.size());
+}
+
+TEST(ValidationSplit, NothingHeldOutLeavesTheTrainingSetAsItIs) {
+  Dataset train = uneven();
+  const Dataset whole = train;
+  Dataset val;
+  val.count = 3;
+  val.labels = {1, 2, 3};
+  split_off(train, {}, &val);
+  EXPECT_EQ(val.count, 0);
+  EXPECT_TRUE(val.labels.empty() && val.images.empty());
+  EXPECT_EQ(val.height, 2);
+  EXPECT_EQ(train.count, whole.count);
+  EXPECT_EQ(train.images, whole.images);
+  EXPECT_EQ(train.labels, whole.labels);
 }
 
 TEST(ValidationSplit, AFractionThatLeavesNothingToTrainIsAnError) {

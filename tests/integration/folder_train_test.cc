@@ -30,7 +30,6 @@ using testing::sh;
 using testing::slurp;
 
 const std::string kBin = DPCNN_BIN_DIR;
-const std::string kMpirun = std::string(DPCNN_SOURCE_DIR) + "/scripts/mpirun.sh";
 
 // The synthetic IDX set with each split stably sorted by label: the order an
 // image folder has (classes in turn), so both feed the same sample i.
@@ -53,37 +52,27 @@ void write_sorted(const std::string& from, const std::string& to) {
   }
 }
 
-class FolderTrain : public ::testing::Test {
+class FolderTrain : public testing::WorkerTest {
  protected:
+  FolderTrain() : WorkerTest("dpcnn-folder-train") {}
   void SetUp() override {
-    tmp = fs::temp_directory_path() / ("dpcnn-folder-train-" + std::to_string(::getpid()));
-    fs::create_directories(tmp);
+    WorkerTest::SetUp();
     idx = (tmp / "idx").string();
     folder = (tmp / "folder").string();
     write_sorted(testing::synthetic_mnist_dir(), idx);
     const Result r = sh(kBin + "/dpcnn-dataset to-folder " + idx + " " + folder);
     ASSERT_EQ(r.status, 0) << r.output;
   }
-  void TearDown() override { fs::remove_all(tmp); }
 
   Result train(int np, const std::string& sets, std::vector<float>* params = nullptr,
                const std::string& config = "configs/mnist-small.yaml") {
-    const std::string out = (tmp / ("params-" + std::to_string(counter++))).string();
-    const std::string cmd = "timeout 300 " + kMpirun + " -np " + std::to_string(np) + " " + kBin +
-                            "/dpcnn-train --config " + config +
-                            " --set runs_dir=" + (tmp / "runs").string() +
-                            " distributed.threads_per_rank=1 " + sets + " --save-params " + out;
-    Result r = sh(cmd);
-    if (params) *params = read_floats(out);
-    return r;
+    return WorkerTest::train(np, config, sets, params, "", "timeout 300");
   }
   std::string folder_sets() const {
     return "data.format=folder data.dir=" + folder + " data.preprocess=none ";
   }
 
-  fs::path tmp;
   std::string idx, folder;
-  int counter = 0;
 };
 
 TEST_F(FolderTrain, ConverterRoundTripIsBitExact) {
@@ -155,7 +144,7 @@ TEST_F(FolderTrain, ClassNamesTravelFromFoldersThroughTheCheckpoint) {
       0);
   const Result t = train(1, "train.max_steps=30 name=named data.format=folder data.dir=" + named);
   ASSERT_EQ(t.status, 0) << t.output;
-  const std::string ckpt = (tmp / "runs/named").string();
+  const std::string ckpt = (tmp / "named").string();
   const Result p =
       sh(kBin + "/dpcnn-predict --checkpoint " + ckpt + " --json " + named + "/test/c-two");
   ASSERT_EQ(p.status, 0) << p.output;
@@ -205,7 +194,7 @@ TEST_F(FolderTrain, RgbModelTrainsPredictsAndExports) {
   std::smatch m;
   ASSERT_TRUE(std::regex_search(t.output, m, std::regex(R"(test_acc ([0-9.]+))"))) << t.output;
   EXPECT_GT(std::stod(m[1].str()), 0.9) << t.output;
-  const std::string ckpt = (tmp / "runs/rgb").string();
+  const std::string ckpt = (tmp / "rgb").string();
   const Result p = sh(kBin + "/dpcnn-predict --checkpoint " + ckpt + " --top 1 " +
                       (rgb / "test/class-g/000.png").string());
   ASSERT_EQ(p.status, 0) << p.output;

@@ -22,37 +22,25 @@ using testing::read_floats;
 using testing::Result;
 using testing::sh;
 
-class PrecisionCli : public ::testing::Test {
+class PrecisionCli : public testing::WorkerTest {
  protected:
+  PrecisionCli() : WorkerTest("dpcnn-precision-test") {}
   void SetUp() override {
-    tmp = fs::temp_directory_path() / ("dpcnn-precision-test-" + std::to_string(::getpid()));
-    fs::create_directories(tmp);
+    WorkerTest::SetUp();
     data = testing::synthetic_mnist_dir();
   }
-  void TearDown() override { fs::remove_all(tmp); }
   static bool native_bf16() { return detect_cpu_bf16().isa_bf16; }
 
   // dpcnn-train alone (np 0) or under mpirun; `env` goes before the command.
   Result train(int np, const std::string& args, std::vector<float>* params = nullptr,
                const std::string& env = "") {
-    const std::string out = (tmp / ("params-" + std::to_string(counter++))).string();
-    std::string cmd = env + " ";
-    if (np > 0)
-      cmd += std::string(DPCNN_SOURCE_DIR) + "/scripts/mpirun.sh -np " + std::to_string(np) + " ";
-    cmd += std::string(DPCNN_BIN_DIR) +
-           "/dpcnn-train --config configs/mnist.yaml --progress lines --set data.dir=" + data +
-           " runs_dir=" + tmp.string() +
-           " distributed.threads_per_rank=1 train.max_steps=12 train.eval=false --save-params " +
-           out + " " + args;
-    Result r = sh(cmd);
-    if (params) *params = read_floats(out);
-    return r;
+    return WorkerTest::train(np, "configs/mnist.yaml",
+                             "data.dir=" + data + " train.max_steps=12 train.eval=false", params,
+                             "--progress lines " + args, env);
   }
   static std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
 
-  fs::path tmp;
   std::string data;
-  int counter = 0;
 };
 
 // An AVX2 machine, as oneDNN would see it: auto says fp32 and why; bf16 is

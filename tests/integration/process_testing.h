@@ -18,6 +18,8 @@
 #include <thread>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 namespace dpcnn::testing {
 
 struct Result {
@@ -80,5 +82,40 @@ inline double relative_difference(const std::vector<float>& a, const std::vector
   }
   return a.size() == b.size() ? maxdiff / maxabs : INFINITY;
 }
+
+// A scratch directory for tests that run the real worker, and the run: the
+// fixtures of the integration tests derive from it.
+class WorkerTest : public ::testing::Test {
+ protected:
+  explicit WorkerTest(const std::string& name)
+      : tmp(std::filesystem::temp_directory_path() / (name + "-" + std::to_string(::getpid()))) {}
+  void SetUp() override { std::filesystem::create_directories(tmp); }
+  void TearDown() override { std::filesystem::remove_all(tmp); }
+
+  // dpcnn-train --config `config` under scripts/mpirun.sh -np `np` (alone
+  // when np is 0), one thread a rank, its runs in the scratch directory,
+  // `sets` after --set, then `extra` arguments; `prefix` goes before the
+  // command (environment, timeout). Returns the run and, if asked, the
+  // parameters it saved (--save-params).
+  Result train(int np, const std::string& config, const std::string& sets,
+               std::vector<float>* params = nullptr, const std::string& extra = "",
+               const std::string& prefix = "") {
+    const std::string out = (tmp / ("params-" + std::to_string(counter_++))).string();
+    std::string cmd = prefix + " ";
+    if (np > 0)
+      cmd += std::string(DPCNN_SOURCE_DIR) + "/scripts/mpirun.sh -np " + std::to_string(np) + " ";
+    cmd += std::string(DPCNN_BIN_DIR) + "/dpcnn-train --config " + config +
+           " --set runs_dir=" + tmp.string() + " distributed.threads_per_rank=1 " + sets +
+           " --save-params " + out + " " + extra;
+    Result r = sh(cmd);
+    if (params) *params = read_floats(out);
+    return r;
+  }
+
+  const std::filesystem::path tmp;
+
+ private:
+  int counter_ = 0;
+};
 
 }  // namespace dpcnn::testing

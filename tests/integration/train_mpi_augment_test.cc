@@ -21,28 +21,20 @@ using testing::relative_difference;
 using testing::Result;
 using testing::sh;
 
-class TrainMpiAugment : public ::testing::Test {
+class TrainMpiAugment : public testing::WorkerTest {
  protected:
+  TrainMpiAugment() : WorkerTest("dpcnn-mpi-augment-test") {}
   void SetUp() override {
-    tmp = fs::temp_directory_path() / ("dpcnn-mpi-augment-test-" + std::to_string(::getpid()));
-    fs::create_directories(tmp);
+    WorkerTest::SetUp();
     data = testing::synthetic_mnist_dir();
   }
-  void TearDown() override { fs::remove_all(tmp); }
 
   Result train(int np, const std::string& sets, std::vector<float>* params) {
-    const std::string out = (tmp / ("params-" + std::to_string(counter++))).string();
-    Result r = sh(std::string(DPCNN_SOURCE_DIR) + "/scripts/mpirun.sh -np " + std::to_string(np) +
-                  " " + DPCNN_BIN_DIR + "/dpcnn-train --config configs/mnist-small.yaml --set " +
-                  "data.dir=" + data + " runs_dir=" + tmp.string() +
-                  " distributed.threads_per_rank=1 " + sets + " --save-params " + out);
-    if (params) *params = read_floats(out);
-    return r;
+    return WorkerTest::train(np, "configs/mnist-small.yaml", "data.dir=" + data + " " + sets,
+                             params);
   }
 
-  fs::path tmp;
   std::string data;
-  int counter = 0;
 };
 
 // The last "val_accuracy: x" of a run's output.

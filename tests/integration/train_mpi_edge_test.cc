@@ -49,13 +49,9 @@ const Case kCases[] = {
      "{type: relu}, {type: dense, units: 10}]"},
 };
 
-class TrainMpiEdge : public ::testing::TestWithParam<Case> {
+class TrainMpiEdge : public testing::WorkerTest, public ::testing::WithParamInterface<Case> {
  protected:
-  void SetUp() override {
-    tmp = fs::temp_directory_path() / ("dpcnn-mpi-edge-" + std::to_string(::getpid()));
-    fs::create_directories(tmp);
-  }
-  void TearDown() override { fs::remove_all(tmp); }
+  TrainMpiEdge() : WorkerTest("dpcnn-mpi-edge") {}
 
   std::string write_config(const Case& c) {
     const fs::path p = tmp / (std::string(c.name) + ".yaml");
@@ -73,17 +69,8 @@ class TrainMpiEdge : public ::testing::TestWithParam<Case> {
 
   Result train(int np, const std::string& config, const std::string& data,
                std::vector<float>* params) {
-    const std::string out = (tmp / ("params-" + std::to_string(counter++))).string();
-    Result r =
-        sh(std::string(DPCNN_SOURCE_DIR) + "/scripts/mpirun.sh -np " + std::to_string(np) + " " +
-           DPCNN_BIN_DIR + "/dpcnn-train --config " + config + " --set data.dir=" + data +
-           " runs_dir=" + tmp.string() + " distributed.threads_per_rank=1 --save-params " + out);
-    *params = read_floats(out);
-    return r;
+    return WorkerTest::train(np, config, "data.dir=" + data, params);
   }
-
-  fs::path tmp;
-  int counter = 0;
 };
 
 TEST_P(TrainMpiEdge, EmptySlicesTrainTheSameModelAsOneRank) {

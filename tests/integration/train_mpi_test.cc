@@ -28,34 +28,24 @@ using testing::relative_difference;
 using testing::Result;
 using testing::sh;
 
-class TrainMpi : public ::testing::Test {
+class TrainMpi : public testing::WorkerTest {
  protected:
+  TrainMpi() : WorkerTest("dpcnn-mpi-test") {}
   void SetUp() override {
-    tmp = fs::temp_directory_path() / ("dpcnn-mpi-test-" + std::to_string(::getpid()));
-    fs::create_directories(tmp);
+    WorkerTest::SetUp();
     data = testing::synthetic_mnist_dir();
   }
-  void TearDown() override { fs::remove_all(tmp); }
 
   // Runs the worker with np ranks; returns the run and (if asked) its params.
+  // fp32: its equivalence across rank counts is checked here (auto would pick
+  // bf16 on a CPU with native bf16).
   Result train(int np, const std::string& config, const std::string& sets,
                std::vector<float>* params = nullptr, const std::string& extra = "") {
-    const std::string out = (tmp / ("params-" + std::to_string(counter++))).string();
-    const std::string cmd = std::string(DPCNN_SOURCE_DIR) + "/scripts/mpirun.sh -np " +
-                            std::to_string(np) + " " + DPCNN_BIN_DIR + "/dpcnn-train --config " +
-                            config + " --set data.dir=" + data + " runs_dir=" + tmp.string() +
-                            // fp32: its equivalence across rank counts is checked here
-                            // (auto would pick bf16 on a CPU with native bf16).
-                            " distributed.threads_per_rank=1 train.precision=fp32 " + sets +
-                            " --save-params " + out + " " + extra;
-    Result r = sh(cmd);
-    if (params) *params = read_floats(out);
-    return r;
+    return WorkerTest::train(np, config, "data.dir=" + data + " train.precision=fp32 " + sets,
+                             params, extra);
   }
 
-  fs::path tmp;
   std::string data;
-  int counter = 0;
 };
 
 // 1, 2 and 4 ranks, 50 steps of the same global batches: the same model up to

@@ -6,6 +6,7 @@
 
 #include "config/config.h"
 #include "core/rng.h"
+#include "layers/precision.h"
 
 namespace dpcnn {
 namespace {
@@ -178,6 +179,50 @@ TEST(Model, EvaluationBetweenStepsDoesNotDisturbTraining) {
     return out;
   };
   EXPECT_EQ(run(false), run(true));
+}
+
+// freeze_params (dpcnn-predict) keeps each inference layer's weights in the
+// primitives' layout across batches. The answers must be the ones an unfrozen
+// model gives, bit for bit, whatever other chains (another batch size, a
+// training step) do to the shared buffers in between, and a write through
+// params() must end the freeze and be seen.
+TEST(Model, FrozenParametersGiveTheSameAnswersAndAWriteEndsTheFreeze) {
+  for (Precision p : {Precision::kFp32, Precision::kBf16}) {
+    if (p == Precision::kBf16 && !detect_cpu_bf16().isa_bf16) continue;  // fp32 still tested
+    const Config cfg = load_config("configs/mnist.yaml");
+    Model frozen(cfg.model, p), plain(cfg.model, p);
+    // As the trainer does: bf16 training chains, f32 inference chains, so
+    // the training chain's weight copy differs from the inference one's.
+    frozen.set_inference_precision(Precision::kFp32);
+    plain.set_inference_precision(Precision::kFp32);
+    frozen.init(4);
+    plain.init(4);
+    frozen.freeze_params();
+    auto x = random_images(8, 784, 5);
+    std::vector<int32_t> y = {0, 1, 2, 3, 4, 5, 6, 7};
+    auto same = [&](int n) {
+      const float* a = frozen.log_probs(x.data(), n);
+      std::vector<float> va(a, a + n * 10);
+      const float* b = plain.log_probs(x.data(), n);
+      return va == std::vector<float>(b, b + n * 10);
+    };
+    EXPECT_TRUE(same(8));
+    EXPECT_TRUE(same(3));  // another chain: the shared reorder buffer is rewritten
+    frozen.train_step(x.data(), y.data(), 8, 0.125f, {});
+    plain.train_step(x.data(), y.data(), 8, 0.125f, {});
+    EXPECT_TRUE(same(8));
+    const float* before = frozen.log_probs(x.data(), 8);
+    const float first = before[0];
+    for (size_t i = 0; i < frozen.param_count(); i += 7) {
+      frozen.params()[i] += 0.25f;  // ends the freeze
+      plain.params()[i] += 0.25f;
+    }
+    EXPECT_NE(frozen.log_probs(x.data(), 8)[0], first);
+    EXPECT_TRUE(same(8));
+    frozen.freeze_params();
+    EXPECT_TRUE(same(8));
+    EXPECT_TRUE(same(3));
+  }
 }
 
 TEST(Model, LogProbsAreNormalised) {
