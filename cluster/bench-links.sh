@@ -92,9 +92,13 @@ emu_start() {
     2>"$out/linkemu-$1us-$2mbit.log" &
   emu=$!
   local i
-  for ((i = 0; i < 50; i++)); do
+  for ((i = 0; ; i++)); do
     grep -q '^linkemu: up' "$out/linkemu-$1us-$2mbit.log" && break
-    kill -0 "$emu" 2>/dev/null || { cat "$out/linkemu-$1us-$2mbit.log" >&2; exit 1; }
+    if ! kill -0 "$emu" 2>/dev/null || ((i == 100)); then
+      echo "bench-links: linkemu did not come up:" >&2
+      cat "$out/linkemu-$1us-$2mbit.log" >&2
+      exit 1
+    fi
     sleep 0.1
   done
   export DPCNN_VC_BTL_IF=10.78.0.0/24
@@ -113,7 +117,7 @@ links() {
   cc -O2 -o "$out/linkemu" cluster/linkemu.c
   export DPCNN_VC_NAME=${DPCNN_VC_NAME:-dplinks} DPCNN_VC_DIR=$out/vc
   emu=
-  trap '[[ -z $emu ]] || kill "$emu"; cluster/vcluster.sh down >/dev/null' EXIT
+  trap '[[ -z $emu ]] || kill "$emu" 2>/dev/null || true; cluster/vcluster.sh down >/dev/null' EXIT
   trap 'exit 143' TERM INT # so that the EXIT trap runs
   cluster/vcluster.sh up 4 >/dev/null # h1, h3 on core 0; h2, h4 on core 1 (2 cores)
   # 4 virtual hosts on 2 cores: two ranks share a core, and Open MPI's ranks
