@@ -63,6 +63,14 @@ void Elastic::record(const std::vector<HostEvent>& events) {
 
 std::string Elastic::check_start(const std::function<bool()>& interrupted) {
   record(pool_.after_failure({}, [this](const std::string& h) { return probe(h); }));
+  // No host at all, the launcher's own included: more likely the probe's
+  // port is filtered everywhere (no sshd, another rsh agent) than a cluster
+  // that is all down.
+  if (pool_.live_ranks() == 0)
+    console_.say("elastic: no host answers on TCP port " + std::to_string(opt_.probe_port) +
+                 ": if a firewall drops that port (hosts reached without ssh, or ssh on "
+                 "another port), set launcher.probe_port to one they let through (open or "
+                 "closed: a refusal counts as an answer)");
   return ensure_min_ranks(interrupted);
 }
 

@@ -28,7 +28,7 @@ struct ElasticOptions {
   std::vector<HostSpec> hosts;  // the whole hostfile
   int min_ranks = 1;
   std::chrono::milliseconds host_timeout{10000};  // one probe
-  int probe_port = 22;                            // ssh, which mpirun uses to reach a host
+  int probe_port = 22;                            // launcher.probe_port (ssh's by default)
   std::chrono::milliseconds probe_every{2000};    // lost hosts, while a job runs
   std::chrono::seconds wait_for_hosts{120};       // below min_ranks, before giving up
   int batch_size = 0;                             // global, for the log

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <future>
@@ -31,6 +32,13 @@ bool same_host(const std::string& a, const std::string& b) {
   if (a == b) return true;
   if (is_address(a) || is_address(b)) return false;
   return a.substr(0, a.find('.')) == b.substr(0, b.find('.'));
+}
+
+// 3000 ms -> "3", 2500 ms -> "2.5".
+std::string seconds_text(int ms) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%g", ms / 1000.0);
+  return b;
 }
 
 }  // namespace
@@ -106,10 +114,11 @@ std::string probe_host(const std::string& host, int port, std::chrono::milliseco
       freeaddrinfo(res);
       return "";
     }
-    why = err == ETIMEDOUT
-              ? "no answer on TCP port " + std::to_string(port) + " within " +
-                    std::to_string(ms / 1000.0).substr(0, 4) + " s"
-              : std::string(strerror(err)) + " (TCP port " + std::to_string(port) + ")";
+    // The launcher's key is named: a user whose hosts filter this port sees
+    // what to change.
+    const std::string on_port = "TCP port " + std::to_string(port) + " (launcher.probe_port)";
+    why = err == ETIMEDOUT ? "no answer on " + on_port + " within " + seconds_text(ms) + " s"
+                           : std::string(strerror(err)) + " on " + on_port;
   }
   freeaddrinfo(res);
   return why;

@@ -34,8 +34,9 @@ struct HostSpec {
 std::vector<HostSpec> read_hostfile(const std::string& path);
 
 // "" when `host` answers on TCP `port` within `timeout` (a connection, or a
-// refusal: something is there to refuse), else why not ("no route to host",
-// "no answer within 5 s", "name does not resolve").
+// refusal: something is there to refuse), else why not ("No route to host on
+// TCP port 22 (launcher.probe_port)", "no answer on TCP port 22
+// (launcher.probe_port) within 5 s", "name does not resolve (...)").
 std::string probe_host(const std::string& host, int port, std::chrono::milliseconds timeout);
 
 // One decision about a host, for the log and the status.

@@ -1,9 +1,12 @@
 #include "launcher/http_server.h"
 
+#include <arpa/inet.h>
 #include <google/protobuf/util/json_util.h>
 #include <httplib.h>
 #include <sys/socket.h>
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 
 #include "core/error.h"
@@ -45,7 +48,29 @@ void asset(httplib::Response& res, std::string_view body, const char* type) {
   res.set_content(std::string(body), type);
 }
 
+// A loopback name or address: localhost, 127.0.0.0/8, ::1.
+bool loopback_name(std::string h) {
+  std::transform(h.begin(), h.end(), h.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (h == "localhost") return true;
+  in_addr v4{};
+  if (inet_pton(AF_INET, h.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  return inet_pton(AF_INET6, h.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
+}
+
 }  // namespace
+
+bool loopback_host_header(const std::string& host) {
+  std::string name = host;
+  if (!name.empty() && name.front() == '[') {
+    const size_t end = name.find(']');
+    if (end == std::string::npos) return false;
+    name = name.substr(1, end - 1);
+  } else if (const size_t colon = name.rfind(':'); colon != std::string::npos) {
+    name = name.substr(0, colon);
+  }
+  return loopback_name(name);
+}
 
 std::string presented_token(const std::string& authorization, const std::string& x_dpcnn_token) {
   const std::string prefix = "Bearer ";
@@ -80,9 +105,24 @@ void HttpServer::start(const std::string& listen, const std::string& tls_cert,
   // A page polling each second keeps its connection; short, because stop()
   // waits for idle keep-alive connections to time out.
   server_->set_keep_alive_timeout(2);
-  routes();
   const size_t colon = listen.rfind(':');
   const std::string host = listen.substr(0, colon);
+  // DNS rebinding: a web page elsewhere whose name is made to resolve to
+  // 127.0.0.1 reaches a loopback server, with its own name in Host, and could
+  // read the status. A server on loopback answers only requests addressed to
+  // a loopback name (421 otherwise); one on another address was exposed on
+  // purpose (with TLS or --insecure) and answers every name.
+  if (loopback_name(bind_host(host))) {
+    server_->set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+      if (!req.has_header("Host") || loopback_host_header(req.get_header_value("Host")))
+        return httplib::Server::HandlerResponse::Unhandled;
+      json_reply(res, 421,
+                 "this server answers loopback names only (localhost, 127.0.0.1, [::1]), not '" +
+                     req.get_header_value("Host") + "'");
+      return httplib::Server::HandlerResponse::Handled;
+    });
+  }
+  routes();
   const int port = std::stoi(listen.substr(colon + 1));
   int bound = port;
   if (port == 0)

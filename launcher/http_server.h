@@ -48,6 +48,10 @@ class HttpServer {
   bool tls_ = false;
 };
 
+// A Host header naming a loopback host (localhost, 127.0.0.0/8, [::1]), with
+// or without a port: what a server bound to loopback answers.
+bool loopback_host_header(const std::string& host);
+
 // The token a request presents: "Authorization: Bearer <token>" or
 // "X-Dpcnn-Token: <token>"; "" when neither.
 std::string presented_token(const std::string& authorization, const std::string& x_dpcnn_token);

@@ -12,6 +12,7 @@
 #include <CLI/CLI.hpp>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -91,10 +92,17 @@ int main(int argc, char** argv) {
                  "number of ranks (default: the config's distributed.ranks, which defaults to 1)")
       ->check(CLI::Range(1, 4096));
   app.add_option("--hostfile", hostfile, "mpirun hostfile");
+  std::string starter = "mpirun";
+  app.add_option("--starter", starter,
+                 "what starts the ranks: mpirun (default), or srun inside a Slurm allocation "
+                 "(sbatch/salloc; srun --mpi=pmix -n NP): Slurm then starts, signals and "
+                 "accounts each rank, and scancel ends the job as soon as the workers' final "
+                 "checkpoint is written")
+      ->check(CLI::IsMember({"mpirun", "srun"}));
   std::vector<std::string> mpirun_args;
   app.add_option("--mpirun-arg", mpirun_args,
-                 "an argument passed to mpirun as is, repeatable: --mpirun-arg=--mca "
-                 "--mpirun-arg=btl_tcp_if_include --mpirun-arg=10.0.0.0/24")
+                 "an argument passed to mpirun (srun under --starter srun) as is, repeatable: "
+                 "--mpirun-arg=--mca --mpirun-arg=btl_tcp_if_include --mpirun-arg=10.0.0.0/24")
       ->allow_extra_args(false);
   app.add_option("--set", sets, "override a config key, e.g. --set train.epochs=1");
   app.add_option("--resume", resume,
@@ -105,6 +113,11 @@ int main(int argc, char** argv) {
       "allow a non-loopback status.listen without TLS (the token still guards control calls)");
   app.add_option("--train-bin", train_bin,
                  "the worker binary (default: dpcnn-train next to this one)");
+  app.footer(
+      "The launcher's config keys (--set launcher.KEY=V; README.md, Configuration reference):\n"
+      "  max_restarts (3), stall_timeout_s (120); with --hostfile, elastic (false): restart on "
+      "the hosts that answer,\n  min_ranks (1), host_timeout_s (10) and probe_port (22): the "
+      "TCP port of the host probe (cluster/README.md)");
   app.set_version_flag(
       "--version",
       [] {
@@ -172,9 +185,26 @@ int main(int argc, char** argv) {
       creds = grpc::SslServerCredentials(ssl);
       opt.tls_ca = fs::absolute(cfg.status.tls_cert).string();  // workers trust our certificate
     }
-    opt.mpirun = dpcnn::launcher::find_executable("mpirun");
+    opt.srun = starter == "srun";
+    if (opt.srun) {
+      const char* job = std::getenv("SLURM_JOB_ID");
+      if (!job || !*job)
+        throw InputError(
+            "--starter srun starts the ranks in this Slurm allocation, and SLURM_JOB_ID is not "
+            "set: run under sbatch or salloc, or leave --starter out (mpirun)");
+      if (!hostfile.empty())
+        throw InputError(
+            "--hostfile is mpirun's: under --starter srun the Slurm allocation names the hosts");
+      if (cfg.launcher.elastic)
+        throw InputError(
+            "launcher.elastic: true needs mpirun and --hostfile (the hosts to leave out and "
+            "take back); under --starter srun Slurm's allocation is fixed");
+    }
+    opt.mpirun = dpcnn::launcher::find_executable(starter);
     if (opt.mpirun.empty())
-      throw InputError("mpirun not found on PATH (apt-get install openmpi-bin)");
+      throw InputError(opt.srun ? "--starter srun: srun not found on PATH (apt-get install "
+                                  "slurm-client)"
+                                : "mpirun not found on PATH (apt-get install openmpi-bin)");
     opt.train_bin = train_bin.empty() ? self_dir() + "/dpcnn-train" : train_bin;
     if (access(opt.train_bin.c_str(), X_OK) != 0)
       throw InputError("worker binary '" + opt.train_bin + "' not found or not executable");
@@ -201,6 +231,7 @@ int main(int argc, char** argv) {
                          " is more than the " + std::to_string(slots) + " slot(s) of " + hostfile);
       e.min_ranks = cfg.launcher.min_ranks;
       e.host_timeout = std::chrono::seconds(cfg.launcher.host_timeout_s);
+      e.probe_port = cfg.launcher.probe_port;
       e.wait_for_hosts = std::chrono::seconds(cfg.launcher.stall_timeout_s);
       e.batch_size = cfg.train.batch_size;
       elastic = e;

@@ -39,6 +39,9 @@ std::string describe_wait_status(int st) {
   return "ended (wait status " + std::to_string(st) + ")";
 }
 
+// "mpirun" of "/usr/bin/mpirun".
+std::string fs_name(const std::string& path) { return path.substr(path.rfind('/') + 1); }
+
 // mpirun ends a failed job with a framed explanation; the worker's own line
 // ("dpcnn-train: ..." or "rank N on HOST: ...") is the one a user needs.
 bool is_worker_error(const std::string& l) {
@@ -145,13 +148,24 @@ std::string find_executable(const std::string& name) {
 }
 
 std::vector<std::string> mpirun_command(const LaunchOptions& o, const std::string& resume) {
-  // The flags of scripts/mpirun.sh: Open MPI refuses root without
-  // --allow-run-as-root, and more ranks than cores need --oversubscribe.
-  std::vector<std::string> a = {o.mpirun, "--oversubscribe"};
-  if (geteuid() == 0) a.push_back("--allow-run-as-root");
-  if (!o.hostfile.empty()) a.insert(a.end(), {"--hostfile", o.hostfile});
-  a.insert(a.end(), o.mpirun_args.begin(), o.mpirun_args.end());
-  a.insert(a.end(), {"-np", std::to_string(o.np), o.train_bin, "--config", o.config_path});
+  std::vector<std::string> a;
+  if (o.srun) {
+    // Slurm's PMIx starts the ranks (as cluster/slurm/dpcnn.sbatch's srun
+    // line); one rank failing ends the step, as under mpirun, so the others
+    // do not wait in a collective until the stall timeout.
+    a = {o.mpirun, "--mpi=pmix", "--kill-on-bad-exit=1"};
+    a.insert(a.end(), o.mpirun_args.begin(), o.mpirun_args.end());
+    a.insert(a.end(), {"-n", std::to_string(o.np)});
+  } else {
+    // The flags of scripts/mpirun.sh: Open MPI refuses root without
+    // --allow-run-as-root, and more ranks than cores need --oversubscribe.
+    a = {o.mpirun, "--oversubscribe"};
+    if (geteuid() == 0) a.push_back("--allow-run-as-root");
+    if (!o.hostfile.empty()) a.insert(a.end(), {"--hostfile", o.hostfile});
+    a.insert(a.end(), o.mpirun_args.begin(), o.mpirun_args.end());
+    a.insert(a.end(), {"-np", std::to_string(o.np)});
+  }
+  a.insert(a.end(), {o.train_bin, "--config", o.config_path});
   for (const auto& s : o.sets) a.insert(a.end(), {"--set", s});
   a.insert(a.end(), {"--report-to", o.report_to, "--run-id", o.run_id});
   if (!o.run_dir.empty()) a.insert(a.end(), {"--run-dir", o.run_dir});
@@ -219,7 +233,7 @@ Supervisor::Attempt Supervisor::run_attempt(int attempt, const std::string& resu
   Attempt a;
   pb::JobStatus shown = service_.snapshot();
   start_said_ = false;
-  std::optional<Clock::time_point> stop_deadline;
+  std::optional<Clock::time_point> stop_deadline, final_report_at;
   auto last_live = Clock::now();
   for (;;) {
     if (auto st = group.exited()) {
@@ -243,6 +257,23 @@ Supervisor::Attempt Supervisor::run_attempt(int attempt, const std::string& resu
       console_.say(h.reported
                        ? "stopping (" + h.stop_reason + "): workers checkpoint and end"
                        : "stopping (" + h.stop_reason + ") before the first report: killing");
+    }
+    // The stop's final checkpoint is written and reported: the workers have
+    // nothing left to save. The starter should end on its own within a
+    // moment; when it got the signal too (scancel signals every process of
+    // the job), Open MPI's mpirun and orted instead sleep
+    // odls_base_sigkill_timeout twice before they look again, and would hold
+    // the job that long. A few seconds, then it is ended.
+    if (h.stop_requested && h.finished && h.finish_stopped) {
+      if (!final_report_at) final_report_at = Clock::now();
+      if (Clock::now() - *final_report_at >= opt_.linger_after_stop) {
+        console_.say(fs_name(opt_.mpirun) + " still running " +
+                     std::to_string(opt_.linger_after_stop.count() / 1000) +
+                     " s after the workers' final checkpoint: ending it");
+        a.ended_after_final_checkpoint = true;
+        group.terminate(opt_.kill_grace);
+        break;
+      }
     }
     if (stop_deadline && Clock::now() >= *stop_deadline) {
       a.killed = true;
@@ -316,7 +347,8 @@ int Supervisor::run() {
   for (int attempt = 1;; ++attempt) {
     const Attempt a = run_attempt(attempt, next_resume(opt_, attempt));
     const AttemptHealth h = service_.health();
-    const bool ok = a.stalled.empty() && WIFEXITED(a.status) && WEXITSTATUS(a.status) == 0;
+    const bool ok = (a.stalled.empty() && WIFEXITED(a.status) && WEXITSTATUS(a.status) == 0) ||
+                    a.ended_after_final_checkpoint;
     if (signals_.load() >= 2) {
       service_.set_state(pb::JOB_STATE_FAILED, "killed by a second signal",
                          "killed without a final checkpoint");
@@ -338,8 +370,9 @@ int Supervisor::run() {
       console_.say("finished");
       return exit_code::kOk;
     }
-    const std::string why =
-        !a.stalled.empty() ? a.stalled : "mpirun " + describe_wait_status(a.status);
+    const std::string why = !a.stalled.empty()
+                                ? a.stalled
+                                : fs_name(opt_.mpirun) + " " + describe_wait_status(a.status);
     const std::string detail = why + (a.worker_error.empty() ? "" : ": " + a.worker_error);
     if (!h.ever_stepped) {
       service_.set_state(pb::JOB_STATE_FAILED, "failed before the first step (not retried)",

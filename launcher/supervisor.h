@@ -26,8 +26,11 @@
 namespace dpcnn::launcher {
 
 struct LaunchOptions {
-  std::string mpirun;  // full path
-  int np = 1;          // --np, else the config's distributed.ranks
+  // What starts the ranks: mpirun (the default), or srun (--starter srun,
+  // inside a Slurm allocation: Slurm starts, signals and accounts each rank).
+  std::string mpirun;  // full path of mpirun or srun
+  bool srun = false;
+  int np = 1;  // --np, else the config's distributed.ranks
   std::string hostfile;
   std::vector<std::string> mpirun_args;  // passed through (e.g. --mca btl_tcp_if_include ...)
   std::string train_bin;                 // full path of dpcnn-train
@@ -44,13 +47,16 @@ struct LaunchOptions {
   int stall_timeout_s = 120;
   std::chrono::milliseconds kill_grace{3000};
   std::chrono::milliseconds restart_delay{1000};
+  // After a stop's final checkpoint is reported, how long the starter may
+  // take to end by itself before it is ended.
+  std::chrono::milliseconds linger_after_stop{3000};
   // launcher.elastic: the hosts come from `hostfile` (elastic.h); each
   // attempt runs on the live ones with their slots as ranks (np unused).
   std::optional<ElasticOptions> elastic;
 };
 
-// mpirun's argument vector for one attempt (exposed for tests); `resume` is
-// the worker's --resume value ("" for none).
+// The starter's (mpirun's or srun's) argument vector for one attempt
+// (exposed for tests); `resume` is the worker's --resume value ("" for none).
 std::vector<std::string> mpirun_command(const LaunchOptions& o, const std::string& resume);
 
 class Supervisor {
@@ -73,6 +79,9 @@ class Supervisor {
     bool killed = false;
     std::string worker_error;
     std::vector<std::string> error_lines;  // mpirun's stderr, for elastic's blame
+    // The workers had reported their stop's final checkpoint, and the
+    // starter, still running a while later, was ended by us.
+    bool ended_after_final_checkpoint = false;
   };
   Attempt run_attempt(int attempt, const std::string& resume);
   int stopped(bool workers_ok, const std::string& how);

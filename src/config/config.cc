@@ -884,9 +884,9 @@ Config Parser::parse(const YAML::Node& root) const {
     if (cfg.status.metrics_listen != "off") check_host_port(*e, cfg.status.metrics_listen);
   }
 
-  const Section launcher =
-      sub(*this, top, "launcher",
-          {"max_restarts", "stall_timeout_s", "elastic", "min_ranks", "host_timeout_s"});
+  const Section launcher = sub(
+      *this, top, "launcher",
+      {"max_restarts", "stall_timeout_s", "elastic", "min_ranks", "host_timeout_s", "probe_port"});
   launcher.read_int("max_restarts", cfg.launcher.max_restarts, 0);
   launcher.read_int("stall_timeout_s", cfg.launcher.stall_timeout_s, 1);
   launcher.read_bool("elastic", cfg.launcher.elastic);
@@ -898,6 +898,7 @@ Config Parser::parse(const YAML::Node& root) const {
              ": every rank needs at least one sample of the global batch");
   }
   launcher.read_int("host_timeout_s", cfg.launcher.host_timeout_s, 1, 3600);
+  launcher.read_int("probe_port", cfg.launcher.probe_port, 1, 65535);
   return cfg;
 }
 

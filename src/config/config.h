@@ -163,10 +163,13 @@ struct LauncherConfig {
   // answering (or whose ranks fail twice in a row) is left out and the job
   // restarts from its last checkpoint on the others, with the same global
   // batch, down to min_ranks; a host that answers again is taken back at the
-  // next checkpoint. host_timeout_s bounds one reachability probe.
+  // next checkpoint. host_timeout_s bounds one reachability probe: a TCP
+  // connect to probe_port (ssh's, which mpirun uses; a refusal counts as an
+  // answer, so the port needs no listener, only no firewall that drops it).
   bool elastic = false;
   int min_ranks = 1;
   int host_timeout_s = 10;
+  int probe_port = 22;
 };
 
 struct Config {

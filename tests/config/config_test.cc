@@ -184,6 +184,16 @@ TEST(Config, DefaultsAndLines) {
   EXPECT_EQ(c.model.layers[3].line, 16);
 }
 
+// launcher.probe_port: ssh's port unless told; a bad one is named with its
+// file and line like every other key.
+TEST(Config, ProbePort) {
+  EXPECT_EQ(parse_config(kBase, "configs/x.yaml").launcher.probe_port, 22);
+  EXPECT_EQ(parse_config(kBase, "configs/x.yaml", {"launcher.probe_port=2222"}).launcher.probe_port,
+            2222);
+  EXPECT_EQ(parse_error(std::string(kBase) + "launcher:\n  probe_port: -22\n"),
+            "configs/x.yaml:18: 'launcher.probe_port' must be an integer in [1, 65535], got '-22'");
+}
+
 TEST(Config, ResolvedYamlRoundTrips) {
   const Config a = parse_config(kBase, "configs/x.yaml", {"train.epochs=7"});
   EXPECT_NE(a.yaml.find("epochs: 7"), std::string::npos) << a.yaml;
@@ -378,6 +388,15 @@ TEST(Config, ErrorsSayWhatEachKeyWants) {
       {"launcher.host_timeout_s=0",
        "--set launcher.host_timeout_s: 'launcher.host_timeout_s' must be an integer in [1, "
        "3600], got '0'"},
+      {"launcher.probe_port=0",
+       "--set launcher.probe_port: 'launcher.probe_port' must be an integer in [1, 65535], got "
+       "'0'"},
+      {"launcher.probe_port=65536",
+       "--set launcher.probe_port: 'launcher.probe_port' must be an integer in [1, 65535], got "
+       "'65536'"},
+      {"launcher.probe_port=ssh",
+       "--set launcher.probe_port: 'launcher.probe_port' must be an integer in [1, 65535], got "
+       "'ssh'"},
       {"distributed.bucket_kb=0",
        "--set distributed.bucket_kb: 'distributed.bucket_kb' must be an integer in [1, 1048576], "
        "got '0'"},

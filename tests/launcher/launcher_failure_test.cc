@@ -182,6 +182,33 @@ TEST_F(LaunchFailure, StopOfAHungJobEndsItWithoutRestart) {
   EXPECT_TRUE(workers(tmp.string()).empty());
 }
 
+// Stop with mpirun unable to end by itself (frozen here; under Slurm's
+// scancel it sleeps odls_base_sigkill_timeout twice): the workers write and
+// report the final checkpoint, and the launcher ends mpirun a few seconds
+// later instead of waiting for its stop deadline (30 s): a clean stop, exit 0.
+TEST_F(LaunchFailure, StopEndsAStarterThatLingersAfterTheFinalCheckpoint) {
+  start("--set train.epochs=50");
+  connect();
+  wait_for([](const pb::JobStatus& s) { return s.step() > 5; });
+  const pid_t launcher_mpirun = mpirun();
+  ASSERT_GT(launcher_mpirun, 0) << log();
+  ASSERT_EQ(kill(launcher_mpirun, SIGSTOP), 0);
+  EXPECT_EQ(testing::sh(status_bin() + " --stop --run " + run_dir.string()).status, 0);
+  EXPECT_EQ(wait_exit(60s), kExitFinished) << log();
+  const std::string l = log();
+  EXPECT_NE(l.find("launcher: mpirun still running 3 s after the workers' final checkpoint: "
+                   "ending it"),
+            std::string::npos)
+      << l;
+  EXPECT_TRUE(std::regex_search(
+      l, std::regex("launcher: stopped cleanly at step [0-9]+: checkpoint \\S+ verified")))
+      << l;
+  EXPECT_EQ(l.find("did not stop in time"), std::string::npos) << l;
+  EXPECT_EQ(l.find("attempt 2"), std::string::npos) << l;
+  EXPECT_FALSE(running(launcher_mpirun));
+  EXPECT_TRUE(workers(tmp.string()).empty());
+}
+
 // kill -9 of dpcnn-launch: it cannot clean up, yet no worker may keep
 // training on its own. mpirun dies with it (PR_SET_PDEATHSIG) and takes its
 // ranks along; bounded by 20 s, which is far more than it takes.

@@ -97,6 +97,42 @@ TEST_F(Launch, BadConfigIsOneLineAndExit2) {
   EXPECT_NE(out.find("train.epochs"), std::string::npos) << out;
 }
 
+// --starter srun belongs in a Slurm allocation, without mpirun's hostfile or
+// elastic hosts: each is one line and exit 2 before anything starts.
+TEST_F(Launch, StarterSrunOutsideItsPlaceIsOneLine) {
+  const char* had = std::getenv("SLURM_JOB_ID");
+  const std::string saved = had ? had : "";
+  const struct {
+    const char* job;  // SLURM_JOB_ID, nullptr: unset
+    std::string extra, want;
+  } cases[] = {
+      {nullptr, "--starter srun",
+       "dpcnn-launch: --starter srun starts the ranks in this Slurm allocation, and "
+       "SLURM_JOB_ID is not set: run under sbatch or salloc, or leave --starter out (mpirun)"},
+      {"7", "--starter srun --hostfile configs/mnist-small.yaml",
+       "dpcnn-launch: --hostfile is mpirun's: under --starter srun the Slurm allocation names "
+       "the hosts"},
+      {"7", "--starter srun --set launcher.elastic=true",
+       "dpcnn-launch: launcher.elastic: true needs mpirun and --hostfile"},
+      {nullptr, "--starter ssh", "--starter: ssh not in {mpirun,srun}"},
+  };
+  for (const auto& c : cases) {
+    if (c.job)
+      setenv("SLURM_JOB_ID", c.job, 1);
+    else
+      unsetenv("SLURM_JOB_ID");
+    start("", c.extra);
+    EXPECT_EQ(wait_exit(), 2) << c.extra << "\n" << log();
+    EXPECT_EQ(testing::lines(log()), 1) << log();
+    EXPECT_NE(log().find(c.want), std::string::npos) << log();
+    EXPECT_EQ(announced_run(log()), "") << "nothing may be created: " << log();
+  }
+  if (had)
+    setenv("SLURM_JOB_ID", saved.c_str(), 1);
+  else
+    unsetenv("SLURM_JOB_ID");
+}
+
 TEST_F(Launch, NonLoopbackListenNeedsInsecure) {
   start("--set status.listen=0.0.0.0:0");
   EXPECT_EQ(wait_exit(), 2);

@@ -557,6 +557,27 @@ TEST(Launcher, MpirunCommand) {
       << joined;
 }
 
+// --starter srun: Slurm's PMIx starts the ranks; none of mpirun's flags, and
+// one failing rank ends the step (as mpirun ends the job).
+TEST(Launcher, SrunCommand) {
+  LaunchOptions o;
+  o.mpirun = "/usr/bin/srun";
+  o.srun = true;
+  o.np = 2;
+  o.train_bin = "bin/dpcnn-train";
+  o.config_path = "c.yaml";
+  o.report_to = "127.0.0.1:5";
+  o.run_id = "r";
+  o.run_dir = "/r/x/version_2";
+  o.mpirun_args = {"--cpu-bind=cores"};
+  std::string joined;
+  for (auto& s : mpirun_command(o, "auto")) joined += s + " ";
+  EXPECT_EQ(joined,
+            "/usr/bin/srun --mpi=pmix --kill-on-bad-exit=1 --cpu-bind=cores -n 2 bin/dpcnn-train "
+            "--config c.yaml --report-to 127.0.0.1:5 --run-id r --run-dir /r/x/version_2 "
+            "--resume auto ");
+}
+
 bool alive(pid_t p) { return kill(p, 0) == 0; }
 
 // terminate() reaches every process of the group, including one that ignores

@@ -4,9 +4,12 @@
 // as a user would submit it. Checked: a 2-node job under dpcnn-launch runs to
 // COMPLETED on nodes h1 and h2 and prints its accuracy; the same job with
 // `srun --mpi=pmix` (the script's default) gives the same accuracy line;
-// scancel of a running job leaves a checkpoint, and a job resubmitted with
-// `--resume auto` continues from it to the same final accuracy as the
-// uninterrupted job (checkpoints hold everything: bit-identical).
+// scancel of a running job leaves a checkpoint and the job leaves the queue
+// well before Slurm's KillWait (30 s here: the job ends when its workers
+// have checkpointed, not when Slurm SIGKILLs what is left), and a job
+// resubmitted with `--resume auto` continues from it to the same final
+// accuracy as the uninterrupted job (checkpoints hold everything:
+// bit-identical).
 //
 // Skipped (saying why) only where Slurm cannot start: not root, or a binary
 // missing. The cluster has its own names (per test process) and is always
@@ -33,6 +36,11 @@ using namespace std::chrono_literals;
 using testing::Result;
 using testing::sh;
 using testing::slurp;
+
+// Slurm's KillWait on the test cluster: seconds from scancel's SIGTERM to
+// its SIGKILL. The job must be gone long before (kScancelBound).
+constexpr int kKillWait = 30;
+constexpr double kScancelBound = 20;
 
 const std::string kSrc = DPCNN_SOURCE_DIR;
 const std::string kBin = DPCNN_BIN_DIR;
@@ -61,7 +69,7 @@ class Slurm : public ::testing::Test {
     fs::remove_all(work_);
     fs::create_directories(work_);
     env_ = "DPCNN_SLURM_DIR='" + state_.string() + "' DPCNN_VC_NAME=dps" + id +
-           " DPCNN_SLURM_KILLWAIT=10 ";
+           " DPCNN_SLURM_KILLWAIT=" + std::to_string(kKillWait) + " ";
     data_ = testing::synthetic_mnist_dir(2048, 400);
     const Result r = mc("up 2", 120);
     up_ = true;
@@ -126,6 +134,9 @@ TEST_F(Slurm, SbatchRunsToTheEndAndScancelLeavesACheckpointThatResumeContinues) 
       << out_a;
   EXPECT_NE(out_a.find("ckpt-0000000240.pb (step 240"), std::string::npos) << out_a;
   EXPECT_NE(out_a.find("launcher: finished"), std::string::npos) << out_a;
+  // The launcher has srun start the ranks (--starter srun, the script's choice).
+  EXPECT_TRUE(std::regex_search(out_a, std::regex("launcher: attempt 1: \\S*srun --mpi=pmix ")))
+      << out_a;
   const std::string acc = find(out_a, "(test_loss [0-9.]+ test_acc [0-9.]+ \\([0-9]+/400\\))");
   ASSERT_FALSE(acc.empty()) << out_a;
 
@@ -135,18 +146,34 @@ TEST_F(Slurm, SbatchRunsToTheEndAndScancelLeavesACheckpointThatResumeContinues) 
   EXPECT_NE(output(b).find(acc), std::string::npos) << "launcher job: " << acc << "\n" << output(b);
 
   // 3. scancel mid-run: Slurm sends SIGTERM (then SIGKILL after KillWait); the
-  // workers stop at the next step and write a checkpoint.
-  const std::string c = submit(true, "");
+  // workers stop at the next step and write a checkpoint, the launcher
+  // verifies it and exits, and the job leaves the queue: long before
+  // KillWait, which would otherwise end it.
+  // A checkpoint every step (~0.1 s each) keeps this job running for tens
+  // of seconds however fast the machine trains, so the scancel lands
+  // mid-run; checkpoints do not change the model.
+  const std::string c = submit(true, "--set checkpoint.every_steps=1");
   const auto until = Clock::now() + 60s;
   while (Clock::now() < until && output(c).find("first step") == std::string::npos)
     std::this_thread::sleep_for(200ms);
   ASSERT_NE(output(c).find("first step"), std::string::npos) << output(c) << logs();
   std::this_thread::sleep_for(2s);
+  const auto cancelled = Clock::now();
   ASSERT_EQ(mc("run scancel " + c, 15).status, 0);
   EXPECT_EQ(wait_done(c, 60), "CANCELLED") << output(c);
+  const double gone = std::chrono::duration<double>(Clock::now() - cancelled).count();
+  std::printf("scancel to out of the queue: %.1f s (KillWait %d s)\n", gone, kKillWait);
+  RecordProperty("seconds_scancel_to_out_of_queue", std::to_string(gone));
   const std::string out_c = output(c);
+  EXPECT_LT(gone, kScancelBound) << out_c << logs();
   EXPECT_EQ(out_c.find("launcher: finished"), std::string::npos) << "not cancelled in time\n"
                                                                  << out_c;
+  // The launcher ended by itself (not by Slurm's SIGKILL): it verified the
+  // checkpoint and wrote the final status.
+  EXPECT_TRUE(std::regex_search(out_c, std::regex("launcher: stopped cleanly at step [0-9]+: "
+                                                  "checkpoint \\S+ verified")))
+      << out_c;
+  EXPECT_TRUE(fs::exists(work_ / "runs-l" / "mnist-small" / "version_1" / "status.json")) << out_c;
   const fs::path ckpts = work_ / "runs-l" / "mnist-small" / "version_1" / "checkpoints";
   int64_t saved = -1;
   if (fs::exists(ckpts))
