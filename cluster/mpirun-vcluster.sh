@@ -7,7 +7,8 @@
 #   cluster/mpirun-vcluster.sh -np 4 --npernode 2 build/bin/dpcnn-train --config configs/mnist.yaml
 # The MCA settings are those of a real TCP cluster (cluster/README.md); they are
 # also exported as OMPI_MCA_* by `vcluster.sh exec`, and spelled out here so
-# the command line shows them.
+# the command line shows them. DPCNN_VC_BTL_IF moves the ranks' byte traffic to
+# another subnet (cluster/linkemu.c's emulated links); the control stays on eth0.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 subnet=${DPCNN_VC_SUBNET:-10.77.0}
@@ -19,7 +20,7 @@ dir=${DPCNN_VC_DIR:-$here/generated}
 flags=(--oversubscribe --bind-to none --hostfile "$dir/hostfile"
   --mca plm_rsh_agent "$here/rsh-agent.sh"
   --mca btl self,tcp
-  --mca btl_tcp_if_include "$subnet.0/24"
+  --mca btl_tcp_if_include "${DPCNN_VC_BTL_IF:-$subnet.0/24}"
   --mca oob_tcp_if_include "$subnet.0/24")
 [[ $(id -u) -eq 0 ]] && flags+=(--allow-run-as-root)
 exec "$here/vcluster.sh" exec h1 mpirun "${flags[@]}" "$@"

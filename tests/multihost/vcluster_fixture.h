@@ -62,6 +62,9 @@ class Background {
       waitpid(pid_, nullptr, 0);
     }
   }
+  void signal(int sig) {
+    if (pid_ > 0) kill(pid_, sig);
+  }
   // Exit code, or -1 if still running after `timeout`.
   int wait(std::chrono::milliseconds timeout) { return testing::wait_exit(pid_, timeout); }
   // Waits until the log matches `re`; false after `timeout` or if the command ended.
