@@ -90,7 +90,9 @@ static int make_tun(const char* ns, const char* dev, uint32_t addr, int mtu) {
   if (nsfd < 0) die(path, "no such network namespace (is the virtual cluster up?)");
   if (setns(nsfd, CLONE_NEWNET) != 0) die("setns (needs root)", strerror(errno));
   const int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) die("cannot open /dev/net/tun", strerror(errno));
+  if (fd < 0)
+    die("cannot open /dev/net/tun (the TUN driver; in a container, pass the device in)",
+        strerror(errno));
   struct ifreq r = {0};
   snprintf(r.ifr_name, IFNAMSIZ, "%s", dev);
   r.ifr_flags = IFF_TUN | IFF_NO_PI;

@@ -179,6 +179,9 @@ for d in null:1:3 zero:1:5 full:1:7 random:1:8 urandom:1:9 tty:5:0; do
   IFS=: read -r name major minor <<<"$d"
   mknod -m 0666 "$ROOT/dev/$name" c "$major" "$minor"
 done
+# The TUN device, as on a Debian machine (cluster/linkemu.c and its test).
+mkdir -p "$ROOT/dev/net"
+mknod -m 0666 "$ROOT/dev/net/tun" c 10 200
 mkdir -p "$ROOT/dev/pts" "$ROOT/dev/shm"
 ln -s /proc/self/fd "$ROOT/dev/fd"
 ln -s /proc/self/fd/0 "$ROOT/dev/stdin"
