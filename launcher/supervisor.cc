@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <mutex>
 #include <sstream>
 #include <stdexcept>
@@ -40,7 +41,7 @@ std::string describe_wait_status(int st) {
 }
 
 // "mpirun" of "/usr/bin/mpirun".
-std::string fs_name(const std::string& path) { return path.substr(path.rfind('/') + 1); }
+std::string fs_name(const std::string& path) { return std::filesystem::path(path).filename(); }
 
 // mpirun ends a failed job with a framed explanation; the worker's own line
 // ("dpcnn-train: ..." or "rank N on HOST: ...") is the one a user needs.

@@ -406,31 +406,29 @@ def run_config(args, cfg, round_no):
 # ----------------------------------------------------------------------------
 # Peak FLOP/s
 
-def build_peak(args):
-    src = os.path.join(ROOT, "tests", "bench", "peak_flops.cc")
-    exe = os.path.join(args.tmp_dir, "peak_flops")
+def build_tool(args, name, flags, libs=()):
+    """Compiles tests/bench/<name>.cc into the scratch directory when missing or stale."""
+    src = os.path.join(ROOT, "tests", "bench", name + ".cc")
+    exe = os.path.join(args.tmp_dir, name)
     if not os.path.exists(exe) or os.path.getmtime(exe) < os.path.getmtime(src):
         cxx = os.environ.get("CXX", "g++")
-        cmd = [cxx, "-O2", "-mavx512f", "-mfma", "-pthread", src, "-o", exe]
-        p = subprocess.run(cmd, capture_output=True, text=True)
+        p = subprocess.run([cxx, "-O2", *flags, src, *libs, "-o", exe], capture_output=True, text=True)
         if p.returncode != 0:
-            raise RunError("cannot build peak_flops:\n" + p.stderr)
+            raise RunError(f"cannot build {name}:\n" + p.stderr)
     return exe
 
 
-def measure_peak(args, threads):
-    """One peak measurement for `threads` cores, repeated (up to --retries
-    times) while other processes disturb it."""
-    exe = build_peak(args)
+def best_peak(args, cmd, env, tag, marker):
+    """Runs a peak tool (it prints `<marker> {json}`) until a run is not
+    disturbed by other processes (up to --retries more times). A disturbed
+    run can only under-state the peak: the best is kept."""
     best = None
     for attempt in range(args.retries + 1):
         wait_idle(args.idle_threshold, args.idle_window, args.idle_max_wait)
-        r = run_measured([exe, "--threads", str(threads), "--seconds", "1"], dict(os.environ),
-                         args.tmp_dir, f"peak-{threads}", args.timeout)
-        p = json.loads(re.search(r"PEAK (\{.*\})", r["stdout"]).group(1))
+        r = run_measured(cmd, env, args.tmp_dir, tag, args.timeout)
+        p = json.loads(re.search(marker + r" (\{.*\})", r["stdout"]).group(1))
         p["external_cores"] = round(r["external_cores"], 3)
         p["disturbed"] = r["external_cores"] > args.max_external
-        # A disturbed run can only under-state the peak: keep the best.
         if best is None or (best["disturbed"] and not p["disturbed"]) or \
                 (p["disturbed"] == best["disturbed"] and p["gflops"] > best["gflops"]):
             best = p
@@ -440,38 +438,31 @@ def measure_peak(args, threads):
     return best
 
 
-def cpu_has_bf16():
+def measure_peak(args, threads):
+    """The FMA peak for `threads` cores (tests/bench/peak_flops.cc)."""
+    exe = build_tool(args, "peak_flops", ["-mavx512f", "-mfma", "-pthread"])
+    return best_peak(args, [exe, "--threads", str(threads), "--seconds", "1"], dict(os.environ),
+                     f"peak-{threads}", "PEAK")
+
+
+def cpu_flags():
     with open("/proc/cpuinfo") as f:
-        flags = f.read()
+        return f.read()
+
+
+def cpu_has_bf16():
+    flags = cpu_flags()
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
 def measure_matmul_peak(args, threads, dtype="bf16"):
     """oneDNN's large-matmul throughput (tests/bench/peak_matmul.cc): the bf16
-    peak this machine reaches (AMX or AVX512_BF16), best of the undisturbed tries."""
-    src = os.path.join(ROOT, "tests", "bench", "peak_matmul.cc")
-    exe = os.path.join(args.tmp_dir, "peak_matmul")
-    if not os.path.exists(exe) or os.path.getmtime(exe) < os.path.getmtime(src):
-        cxx = os.environ.get("CXX", "g++")
-        p = subprocess.run([cxx, "-O2", "-fopenmp", src, "-ldnnl", "-o", exe],
-                           capture_output=True, text=True)
-        if p.returncode != 0:
-            raise RunError("cannot build peak_matmul:\n" + p.stderr)
-    best = None
-    for attempt in range(args.retries + 1):
-        wait_idle(args.idle_threshold, args.idle_window, args.idle_max_wait)
-        env = dict(os.environ)
-        env.pop("OMP_NUM_THREADS", None)
-        r = run_measured([exe, "--threads", str(threads), "--seconds", "1", "--type", dtype], env,
-                         args.tmp_dir, f"peak-matmul-{dtype}-{threads}", args.timeout)
-        p = json.loads(re.search(r"PEAK_MATMUL (\{.*\})", r["stdout"]).group(1))
-        p["disturbed"] = r["external_cores"] > args.max_external
-        if best is None or (best["disturbed"] and not p["disturbed"]) or \
-                (p["disturbed"] == best["disturbed"] and p["gflops"] > best["gflops"]):
-            best = p
-        if not p["disturbed"]:
-            break
-    return best
+    peak this machine reaches (AMX or AVX512_BF16)."""
+    exe = build_tool(args, "peak_matmul", ["-fopenmp"], ["-ldnnl"])
+    env = dict(os.environ)
+    env.pop("OMP_NUM_THREADS", None)
+    return best_peak(args, [exe, "--threads", str(threads), "--seconds", "1", "--type", dtype],
+                     env, f"peak-matmul-{dtype}-{threads}", "PEAK_MATMUL")
 
 
 # ----------------------------------------------------------------------------
@@ -918,7 +909,7 @@ def main():
                   default=None)
     if b_best2 and d_best2:
         r = b_best2 / d_best2
-        amx = "amx_bf16" in open("/proc/cpuinfo").read()
+        amx = "amx_bf16" in cpu_flags()
         if amx:
             checks.append(check("dpcnn bf16 best 2-core >= 2.5x dpcnn fp32 best 2-core (AMX)",
                                 r >= 2.5, f"{b_best2:.0f} / {d_best2:.0f} = {r:.2f}x"))
@@ -930,7 +921,7 @@ def main():
                                 "bf16 on AVX512_BF16)"))
     if b_best2 and torch_best[2]:
         r = max(b_best2, d_best2 or 0) / torch_best[2]
-        amx = "amx_bf16" in open("/proc/cpuinfo").read()
+        amx = "amx_bf16" in cpu_flags()
         checks.append(check("dpcnn best 2-core (any precision) >= 5x torch best 2-core (AMX target)",
                             r >= 5.0, f"{max(b_best2, d_best2 or 0):.0f} / {torch_best[2]:.0f} = "
                             f"{r:.2f}x" + ("" if amx else " (no AMX on this CPU)"), applies=amx))

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <regex>
 #include <string>
@@ -66,6 +67,15 @@ inline int lines(const std::string& s) {
 }
 
 // A child running `cmd` under sh with stdout and stderr to `log`.
+// A self-signed certificate for localhost and 127.0.0.1 (openssl), as a
+// user's status.tls_cert / tls_key would be; true when both files exist.
+inline bool make_self_signed_cert(const fs::path& key, const fs::path& cert) {
+  return std::system(("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
+                      "-addext subjectAltName=IP:127.0.0.1 -keyout " +
+                      key.string() + " -out " + cert.string() + " 2>/dev/null")
+                         .c_str()) == 0;
+}
+
 inline pid_t spawn(const std::string& cmd, const fs::path& log) {
   const pid_t pid = fork();
   if (pid == 0) {

@@ -19,8 +19,11 @@
 namespace dpcnn {
 namespace {
 
+using testing::conv;
+using testing::dense;
 using testing::plain_md;
 using testing::random_vec;
+using testing::simple;
 
 bool have_bf16() { return detect_cpu_bf16().isa_bf16; }
 
@@ -131,29 +134,6 @@ void compare(const LayerSpec& spec, const memory::dims& in, dt src_type, LayerTy
     EXPECT_EQ(b.dst_type, dt::bf16);
   else
     expect_not_identical(a.y, b.y, "dst");
-}
-
-LayerSpec conv(int filters, int k, const char* act) {
-  LayerSpec s;
-  s.type = "conv2d";
-  s.filters = filters;
-  s.kernel[0] = s.kernel[1] = k;
-  s.activation = act;
-  return s;
-}
-
-LayerSpec dense(int units, const char* act) {
-  LayerSpec s;
-  s.type = "dense";
-  s.units = units;
-  s.activation = act;
-  return s;
-}
-
-LayerSpec simple(const char* type) {
-  LayerSpec s;
-  s.type = type;
-  return s;
 }
 
 // conv2 of the seed model: f32 input reordered to bf16, bf16 out. Without a

@@ -15,6 +15,34 @@
 
 namespace dpcnn::testing {
 
+// Layer specs as a config's model.layers would give them.
+inline LayerSpec conv(int filters, int k, const char* act = "none", const char* pad = "valid",
+                      int stride = 1, bool bias = true) {
+  LayerSpec s;
+  s.type = "conv2d";
+  s.filters = filters;
+  s.kernel[0] = s.kernel[1] = k;
+  s.strides[0] = s.strides[1] = stride;
+  s.padding = pad;
+  s.activation = act;
+  s.use_bias = bias;
+  return s;
+}
+
+inline LayerSpec dense(int units, const char* act = "none") {
+  LayerSpec s;
+  s.type = "dense";
+  s.units = units;
+  s.activation = act;
+  return s;
+}
+
+inline LayerSpec simple(const char* type) {
+  LayerSpec s;
+  s.type = type;
+  return s;
+}
+
 inline memory::desc plain_md(const memory::dims& d) {
   return memory::desc(d, dt::f32, d.size() == 4 ? tag::nchw : tag::nc);
 }

@@ -12,29 +12,12 @@
 namespace dpcnn {
 namespace {
 
+using testing::conv;
 using testing::expect_matches_fd;
 using testing::Harness;
 using testing::plain_md;
 using testing::random_vec;
-
-LayerSpec conv(int filters, int k, const char* act = "none", const char* pad = "valid",
-               int stride = 1, bool bias = true) {
-  LayerSpec s;
-  s.type = "conv2d";
-  s.filters = filters;
-  s.kernel[0] = s.kernel[1] = k;
-  s.strides[0] = s.strides[1] = stride;
-  s.padding = pad;
-  s.activation = act;
-  s.use_bias = bias;
-  return s;
-}
-
-LayerSpec simple(const char* type) {
-  LayerSpec s;
-  s.type = type;
-  return s;
-}
+using testing::simple;
 
 // The seed article's example. The article prints a 4x4 result of -6..-25, but
 // the operation it describes (cross-correlation with [[1,0],[0,-1]], which is
