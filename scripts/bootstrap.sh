@@ -19,7 +19,8 @@ packages=(
   # the OpenCL GPU runtime, and libdnnl-dev only recommends the loader)
   libopenmpi-dev openmpi-bin libdnnl-dev ocl-icd-opencl-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libyaml-cpp-dev libgtest-dev zlib1g-dev libstb-dev libcli11-dev libssl-dev
+  libyaml-cpp-dev libgtest-dev zlib1g-dev libstb-dev libjpeg62-turbo-dev libcli11-dev
+  libssl-dev
   # the fuzz build: clang with libFuzzer/ASan runtimes and clang's OpenMP
   clang libclang-rt-14-dev libomp-dev
   # ONNX export: Debian's onnx.proto; its test checks the model in the ONNX

@@ -13,11 +13,12 @@
 #include <memory>
 
 #include "core/error.h"
+#include "image/jpeg.h"
 
 // stb's implementation is compiled here, static to this file, with only the
-// formats we promise: stb's TGA reader has no magic number and would take
-// arbitrary bytes for a picture, and a private copy (not Debian's libstb.so)
-// is what the fuzzers instrument.
+// formats we promise (JPEG is libjpeg-turbo's, in jpeg.cc): stb's TGA reader has no magic number
+// and would take arbitrary bytes for a picture, and a private copy (not Debian's libstb.so) is what
+// the fuzzers instrument.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-function"
 #pragma GCC diagnostic ignored "-Wsign-compare"
@@ -33,7 +34,6 @@
 #define STB_IMAGE_IMPLEMENTATION
 #define STBI_NO_STDIO
 #define STBI_ONLY_PNG
-#define STBI_ONLY_JPEG
 #define STBI_ONLY_BMP
 #define STBI_ONLY_GIF
 #define STBI_ONLY_PNM
@@ -81,120 +81,6 @@ std::vector<std::vector<Tap>> taps(int in, int out) {
     }
   }
   return t;
-}
-
-// stb_image 2.27 (Debian 12's libstb-dev) builds a JPEG Huffman table from a
-// DHT segment without checking that its code counts add up to at most 256, and
-// writes past the table (found by tests/fuzz/image_fuzz.cc). Newer stb checks;
-// until then such files are refused here, before stb reads any JPEG header.
-// True if the DHT whose length field starts at `p` has a table of > 256 codes.
-bool oversized_dht(const uint8_t* d, size_t n, size_t p) {
-  auto get8 = [&](size_t i) -> int { return i < n ? d[i] : 0; };  // stb reads 0 past the end
-  long left = (get8(p) << 8 | get8(p + 1)) - 2;
-  p += 2;
-  while (left > 0) {
-    const int q = get8(p++);
-    if ((q >> 4) > 1 || (q & 15) > 3) return false;  // stb rejects the file here
-    int codes = 0;
-    for (int i = 0; i < 16; ++i) codes += get8(p++);
-    if (codes > 256) return true;
-    p += static_cast<size_t>(codes);
-    left -= 17 + codes;
-  }
-  return false;
-}
-
-// Visits at least every DHT stb would: before the first scan it walks the
-// segments as stb does (skipping stray bytes, as stb resynchronises); after it
-// stb finds markers by decoding the scan, so every FF C4 pair counts (scan data
-// cannot contain one: a coded FF is always followed by 00 or a restart marker).
-bool jpeg_with_oversized_huffman_table(const uint8_t* d, size_t n) {
-  // stb skips any number of FF fill bytes before SOI, as before every marker.
-  size_t p = 0;
-  while (p < n && d[p] == 0xFF) ++p;
-  if (p == 0 || p >= n || d[p] != 0xD8) return false;
-  ++p;
-  while (p < n) {
-    if (d[p] != 0xFF) {
-      ++p;
-      continue;
-    }
-    while (p < n && d[p] == 0xFF) ++p;
-    if (p >= n) return false;
-    const int m = d[p++];
-    if (m == 0xC4 && oversized_dht(d, n, p)) return true;
-    if (m == 0xDA) break;  // start of scan
-    if (m == 0xD9) return false;
-    if (m == 0x00 || m == 0x01 || (m >= 0xD0 && m <= 0xD8)) continue;  // no length field
-    const size_t len = p + 1 < n ? static_cast<size_t>(d[p] << 8 | d[p + 1]) : 2;
-    p += std::max<size_t>(len, 2);
-  }
-  for (size_t i = p; i + 1 < n; ++i)
-    if (d[i] == 0xFF && d[i + 1] == 0xC4 && oversized_dht(d, n, i + 2)) return true;
-  return false;
-}
-
-// stb_image 2.27 also decodes a scan with a Huffman table that no DHT defined:
-// the table is uninitialised memory, and a symbol index read from it runs far
-// past the table (found by tests/fuzz/image_fuzz.cc). True if a scan (SOS)
-// selects a DC or AC table that no DHT before it defined. Tables are tracked
-// over the whole file: every FF C4 / FF DA pair counts after the first scan,
-// as in jpeg_with_oversized_huffman_table.
-bool jpeg_scan_with_undefined_huffman_table(const uint8_t* d, size_t n) {
-  size_t p = 0;
-  while (p < n && d[p] == 0xFF) ++p;
-  if (p == 0 || p >= n || d[p] != 0xD8) return false;
-  auto get8 = [&](size_t i) -> int { return i < n ? d[i] : 0; };
-  bool defined[2][4] = {}, progressive = false;
-  auto define = [&](size_t q) {  // a DHT whose length field starts at q
-    long left = (get8(q) << 8 | get8(q + 1)) - 2;
-    q += 2;
-    while (left > 0 && q < n) {
-      const int tc = get8(q) >> 4, th = get8(q) & 15;
-      if (tc > 1 || th > 3) return;
-      defined[tc][th] = true;
-      int codes = 0;
-      for (int i = 1; i <= 16; ++i) codes += get8(q + i);
-      q += 17 + static_cast<size_t>(codes);
-      left -= 17 + codes;
-    }
-  };
-  auto undefined_in_scan = [&](size_t q) {  // an SOS whose length field starts at q
-    const int ns = get8(q + 2);
-    const size_t after = q + 3 + 2 * static_cast<size_t>(ns);
-    const int ss = get8(after);
-    const bool dc = !progressive || ss == 0, ac = !progressive || ss != 0;
-    for (int c = 0; c < ns && c < 4; ++c) {
-      const int t = get8(q + 4 + 2 * static_cast<size_t>(c));
-      if ((dc && !defined[0][(t >> 4) & 3]) || (ac && !defined[1][t & 3])) return true;
-    }
-    return false;
-  };
-  ++p;
-  while (p < n) {  // the segments before the first scan, walked as stb walks them
-    if (d[p] != 0xFF) {
-      ++p;
-      continue;
-    }
-    while (p < n && d[p] == 0xFF) ++p;
-    if (p >= n) return false;
-    const int m = d[p++];
-    if (m == 0xC2) progressive = true;
-    if (m == 0xC4) define(p);
-    if (m == 0xDA) break;
-    if (m == 0xD9) return false;
-    if (m == 0x00 || m == 0x01 || (m >= 0xD0 && m <= 0xD8)) continue;
-    const size_t len = p + 1 < n ? static_cast<size_t>(d[p] << 8 | d[p + 1]) : 2;
-    p += std::max<size_t>(len, 2);
-  }
-  if (p >= n) return false;
-  if (undefined_in_scan(p)) return true;
-  for (size_t i = p; i + 1 < n; ++i) {
-    if (d[i] != 0xFF) continue;
-    if (d[i + 1] == 0xC4) define(i + 2);
-    if (d[i + 1] == 0xDA && undefined_in_scan(i + 2)) return true;
-  }
-  return false;
 }
 
 // stb_image 2.27 reads a PNM header's numbers into an int without an overflow
@@ -250,54 +136,26 @@ const char* png_problem(const uint8_t* d, size_t n) {
 
 }  // namespace
 
-void decode_image(const uint8_t* data, size_t size, const std::string& name, int channels,
-                  Image* out, const ImageLimits& limits) {
-  if (channels != 1 && channels != 3)
-    throw bad(name, "cannot decode into " + std::to_string(channels) + " channels (1 or 3)");
-  if (size == 0) throw bad(name, "empty file");
-  if (size > limits.max_file_bytes)
-    throw bad(name, "file too large (" + std::to_string(size) + " bytes; limit " +
-                        std::to_string(limits.max_file_bytes) + ")");
-  if (const char* why = pnm_problem(data, size, false)) throw bad(name, why);
-  if (const char* why = png_problem(data, size)) throw bad(name, why);
-  if (jpeg_with_oversized_huffman_table(data, size))
-    throw bad(name, "damaged JPEG (a Huffman table of more than 256 codes)");
-  if (jpeg_scan_with_undefined_huffman_table(data, size))
-    throw bad(name, "damaged JPEG (a scan uses a Huffman table that no DHT defined)");
-  const int len = static_cast<int>(size);
-  int w = 0, h = 0, comp = 0;
-  if (!stbi_info_from_memory(data, len, &w, &h, &comp)) {
-    const std::string why = stbi_failure_reason() ? stbi_failure_reason() : "";
-    if (why == "unknown image type" || why.empty())
-      throw bad(name, "not an image (PNG, JPEG, BMP, GIF and binary PGM/PPM are read)");
-    throw bad(name, "damaged image header (" + why + ")");
-  }
-  if (w <= 0 || h <= 0 || w > limits.max_side || h > limits.max_side ||
-      static_cast<int64_t>(w) * h > limits.max_pixels)
+void check_image_dimensions(const std::string& name, int64_t w, int64_t h,
+                            const ImageLimits& limits) {
+  if (w <= 0 || h <= 0 || w > limits.max_side || h > limits.max_side || w * h > limits.max_pixels)
     throw bad(name, "absurd dimensions " + std::to_string(w) + "x" + std::to_string(h) +
                         " (limit " + std::to_string(limits.max_side) + " a side, " +
                         std::to_string(limits.max_pixels) + " pixels)");
-  if (const char* why = pnm_problem(data, size, true)) throw bad(name, why);
-  // Native channels (0), never stb's own conversion: 2.27 converts 16-bit PNM
-  // samples as if they were 8-bit and then reads past its buffer.
-  int dw = 0, dh = 0, dc = 0;
-  std::unique_ptr<stbi_uc, StbFree> raw(stbi_load_from_memory(data, len, &dw, &dh, &dc, 0));
-  if (!raw) {
-    const char* why = stbi_failure_reason();
-    throw bad(name, std::string("cannot decode (") + (why ? why : "unknown error") +
-                        "; truncated or damaged?)");
-  }
-  // stbi_info reads only the header; the decoder is the authority on size.
-  if (dw != w || dh != h || dc < 1 || dc > 4) throw bad(name, "inconsistent header (damaged)");
+}
+
+namespace {
+
+// Native pixels (dc = 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA) to `channels`:
+// transparency over white, as a viewer shows it; colour to luma (BT.601) for
+// one channel, gray replicated for three.
+void convert(const uint8_t* p, int w, int h, int dc, int channels, Image* out) {
   out->width = w;
   out->height = h;
   out->channels = channels;
   const size_t n = static_cast<size_t>(w) * h;
   out->pixels.resize(n * channels);  // keeps the caller's capacity: no allocation per image
-  const stbi_uc* p = raw.get();
   uint8_t* o = out->pixels.data();
-  // Transparency over white, as a viewer shows it; colour to luma (BT.601) for
-  // one channel, gray replicated for three.
   auto over_white = [](int v, int alpha) {
     return static_cast<uint8_t>((v * alpha + 255 * (255 - alpha) + 127) / 255);
   };
@@ -317,6 +175,50 @@ void decode_image(const uint8_t* data, size_t size, const std::string& name, int
       for (int c = 0; c < 3; ++c) o[c] = over_white(dc >= 3 ? p[c] : p[0], alpha);
     }
   }
+}
+
+}  // namespace
+
+void decode_image(const uint8_t* data, size_t size, const std::string& name, int channels,
+                  Image* out, const ImageLimits& limits) {
+  if (channels != 1 && channels != 3)
+    throw bad(name, "cannot decode into " + std::to_string(channels) + " channels (1 or 3)");
+  if (size == 0) throw bad(name, "empty file");
+  if (size > limits.max_file_bytes)
+    throw bad(name, "file too large (" + std::to_string(size) + " bytes; limit " +
+                        std::to_string(limits.max_file_bytes) + ")");
+  if (jpeg::is_jpeg(data, size)) {
+    // libjpeg gives gray or RGB; the buffer is this thread's, reused.
+    thread_local std::vector<uint8_t> native;
+    int w = 0, h = 0, dc = 0;
+    jpeg::decode(data, size, name, limits, &w, &h, &dc, &native);
+    convert(native.data(), w, h, dc, channels, out);
+    return;
+  }
+  if (const char* why = pnm_problem(data, size, false)) throw bad(name, why);
+  if (const char* why = png_problem(data, size)) throw bad(name, why);
+  const int len = static_cast<int>(size);
+  int w = 0, h = 0, comp = 0;
+  if (!stbi_info_from_memory(data, len, &w, &h, &comp)) {
+    const std::string why = stbi_failure_reason() ? stbi_failure_reason() : "";
+    if (why == "unknown image type" || why.empty())
+      throw bad(name, "not an image (PNG, JPEG, BMP, GIF and binary PGM/PPM are read)");
+    throw bad(name, "damaged image header (" + why + ")");
+  }
+  check_image_dimensions(name, w, h, limits);
+  if (const char* why = pnm_problem(data, size, true)) throw bad(name, why);
+  // Native channels (0), never stb's own conversion: 2.27 converts 16-bit PNM
+  // samples as if they were 8-bit and then reads past its buffer.
+  int dw = 0, dh = 0, dc = 0;
+  std::unique_ptr<stbi_uc, StbFree> raw(stbi_load_from_memory(data, len, &dw, &dh, &dc, 0));
+  if (!raw) {
+    const char* why = stbi_failure_reason();
+    throw bad(name, std::string("cannot decode (") + (why ? why : "unknown error") +
+                        "; truncated or damaged?)");
+  }
+  // stbi_info reads only the header; the decoder is the authority on size.
+  if (dw != w || dh != h || dc < 1 || dc > 4) throw bad(name, "inconsistent header (damaged)");
+  convert(raw.get(), w, h, dc, channels, out);
 }
 
 GrayImage load_image_from_memory(const uint8_t* data, size_t size, const std::string& name,

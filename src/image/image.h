@@ -1,9 +1,10 @@
-// Images in and out of the predict tool: decoding PNG, JPEG, BMP, GIF (first
-// frame) and binary PGM/PPM (P5/P6) with stb_image, with checks that turn every bad file into
-// one dpcnn::Error naming it, and the preprocessing that turns a photo or a
-// drawing of a digit into the network's input the way MNIST's digits were made.
-// Plus a small image writer for tests and the quickstart. Free functions over
-// plain data; safe from any thread (stb keeps its failure reason per thread).
+// Images in and out of the predict tool: decoding PNG, BMP, GIF (first frame)
+// and binary PGM/PPM (P5/P6) with stb_image and JPEG with libjpeg-turbo, with
+// checks that turn every bad file into one dpcnn::Error naming it, and the
+// preprocessing that turns a photo or a drawing of a digit into the network's
+// input the way MNIST's digits were made. Plus a small image writer for tests
+// and the quickstart. Free functions over plain data; safe from any thread (stb
+// keeps its failure reason per thread).
 #pragma once
 
 #include <cstddef>

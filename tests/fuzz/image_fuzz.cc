@@ -1,6 +1,7 @@
-// Fuzzes image decoding (stb_image behind our checks) and both preprocessing
-// modes on whatever decodes. Limits are lower than the tool's so that a tiny
-// header cannot make every run allocate hundreds of megabytes.
+// Fuzzes image decoding (stb_image behind our checks; libjpeg-turbo for JPEG)
+// and both preprocessing modes on whatever decodes. Limits are lower than the
+// tool's so that a tiny header cannot make every run allocate hundreds of
+// megabytes.
 #include "core/error.h"
 #include "fuzz_seeds.h"
 #include "image/image.h"
