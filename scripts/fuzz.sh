@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer fuzzers (checkpoint reader, image decoder) with clang,
-# ASan and UBSan into build-fuzz/, and runs each on a fresh seed corpus for
-# FUZZ_SECONDS (default 20) seconds. Exits non-zero when a fuzzer finds a crash
-# (the reproducer is left in build-fuzz/fuzz/crash-*).
-#   scripts/fuzz.sh [fuzzer ...]      default: checkpoint image
+# Builds the libFuzzer fuzzers (checkpoint reader, image decoder, experiment
+# file reader) with clang, ASan and UBSan into build-fuzz/, and runs each on a
+# fresh seed corpus for FUZZ_SECONDS (default 20) seconds. Exits non-zero
+# when a fuzzer finds a crash (the reproducer is left in build-fuzz/fuzz/crash-*).
+#   scripts/fuzz.sh [fuzzer ...]      default: checkpoint image config
 # FUZZ_SEED (default 0: a new random seed each run) and FUZZ_RUNS (default: no
 # limit) make a run repeatable: scripts/test.sh (CI) uses a fixed seed and
 # count, so CI replays the same inputs every time, on any machine (the seed
@@ -14,7 +14,7 @@ seconds=${FUZZ_SECONDS:-20}
 limits=(-seed="${FUZZ_SEED:-0}")
 [[ -n "${FUZZ_RUNS:-}" ]] && limits+=(-runs="$FUZZ_RUNS")
 fuzzers=("$@")
-[[ ${#fuzzers[@]} -gt 0 ]] || fuzzers=(checkpoint image)
+[[ ${#fuzzers[@]} -gt 0 ]] || fuzzers=(checkpoint image config)
 
 command -v clang++ >/dev/null || { echo "fuzz.sh: clang++ not found (scripts/bootstrap.sh)" >&2; exit 2; }
 targets=()

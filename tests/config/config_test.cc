@@ -433,7 +433,17 @@ TEST(Config, ErrorsSayWhatEachKeyWants) {
   EXPECT_EQ(parse_error("{[1]: 2}\n"),
             "configs/x.yaml:1: keys must be plain names, got a list of 1 in 'the config'");
   EXPECT_EQ(parse_error("name: a\n---\nname: b\n"),
-            "configs/x.yaml:3: expected one YAML document, found 2");
+            "configs/x.yaml:2: expected one YAML document, found 2");
+  EXPECT_EQ(parse_error("name: a\n---\nname: b\n---\nname: c\n"),
+            "configs/x.yaml:2: expected one YAML document, found 3");
+  // A flow token outside a collection makes yaml-cpp's LoadAll loop forever
+  // (allocating until the machine runs out): here it is one line.
+  EXPECT_EQ(parse_error(","), "configs/x.yaml:1: YAML syntax error: unexpected ','");
+  EXPECT_EQ(parse_error("[1],"), "configs/x.yaml:1: YAML syntax error: unexpected ','");
+  EXPECT_EQ(parse_error("name: a\n...\n,\n"),
+            "configs/x.yaml:3: YAML syntax error: unexpected ','");
+  EXPECT_EQ(parse_error("name: a\n...\n]\n"),
+            "configs/x.yaml:3: YAML syntax error: illegal flow end");
   EXPECT_EQ(parse_error(replace(kBase, "    - type: maxpool2d\n", "    - pool: 2\n")),
             "configs/x.yaml:13: 'model.layers[1]' has no 'type' (one of conv2d, maxpool2d, dense, "
             "relu, flatten, dropout, batchnorm)");
