@@ -46,11 +46,15 @@ for f in "${fuzzers[@]}"; do
   # Comparisons the fuzzer learns from include pointers: with address-space
   # randomisation off (setarch -R) and the same small environment, addresses,
   # and so the inputs tried, are the same from run to run.
+  # An input slower than 10 s is a finding (a hang, or memory growing without
+  # end: libFuzzer's out-of-memory report walks the whole heap and can take
+  # longer than the run), and the outer timeout makes sure nothing hangs CI.
   if ! (cd build-fuzz/fuzz && env -i PATH=/usr/bin:/bin ASAN_OPTIONS="$ASAN_OPTIONS" \
-        UBSAN_OPTIONS="$UBSAN_OPTIONS" setarch "$(uname -m)" -R "./${f}_fuzz" \
+        UBSAN_OPTIONS="$UBSAN_OPTIONS" timeout -k 10 $((seconds + 120)) \
+        setarch "$(uname -m)" -R "./${f}_fuzz" -timeout=10 \
         -max_total_time="$seconds" "${limits[@]}" -max_len=65536 -shuffle=0 -reload=0 -rss_limit_mb=2048 -print_final_stats=1 "corpus-$f" "${dirs[@]}" \
         2>"$f.log"); then
-    echo "fuzz.sh: $f FOUND A CRASH; see build-fuzz/fuzz/$f.log and build-fuzz/fuzz/crash-*" >&2
+    echo "fuzz.sh: $f FOUND A CRASH (or a hang); see build-fuzz/fuzz/$f.log and its crash-*, timeout-*, oom-*" >&2
     tail -n 40 "build-fuzz/fuzz/$f.log" >&2
     status=1
   else
