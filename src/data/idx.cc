@@ -1,6 +1,7 @@
 #include "data/idx.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <zlib.h>
 
@@ -70,26 +71,78 @@ std::vector<uint8_t> read_raw(const std::string& path) {
   return bytes;
 }
 
-// Inflates a whole gzip file (concatenated members allowed). gzread would pass a
-// non-gzip file through unchanged, so the stream is inflated here to reject it.
-std::vector<uint8_t> read_gz(const std::string& path) {
+uint32_t be32(const uint8_t* p) {
+  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
+}
+
+// An IDX header: its length in bytes, its dimensions, and the bytes of data
+// they announce.
+struct IdxHeader {
+  size_t length = 0;
+  uint64_t data_bytes = 0;
+  std::vector<uint32_t> dims;
+};
+
+// Reads the header at the start of the n bytes at `b`. False while fewer
+// bytes than the header's are there (`complete`: no more will come, which is
+// an error then); throws for a header that cannot be an IDX file's.
+bool parse_header(const uint8_t* b, size_t n, bool complete, const std::string& path,
+                  IdxHeader* h) {
+  if (n < 4) {
+    if (!complete) return false;
+    throw InputError(path + ": too short for an IDX header (" + std::to_string(n) + " bytes)");
+  }
+  if (b[0] != 0 || b[1] != 0)
+    throw InputError(path + ": not an IDX file (bad magic " + hex_byte(b[0]) + " " +
+                     hex_byte(b[1]) + ", expected 0x00 0x00)");
+  const uint8_t type = b[2];
+  if (type != kTypeUnsignedByte)
+    throw InputError(path + ": IDX type " + hex_byte(type) + " (" + type_name(type) +
+                     ") is not supported, expected 0x08 (unsigned byte)");
+  const int rank = b[3];
+  if (rank < 1 || rank > kMaxRank)
+    throw InputError(path + ": IDX rank " + std::to_string(rank) + " is not in 1.." +
+                     std::to_string(kMaxRank));
+  h->length = 4 + 4 * static_cast<size_t>(rank);
+  if (n < h->length) {
+    if (!complete) return false;
+    throw InputError(path + ": too short for an IDX header of rank " + std::to_string(rank) + " (" +
+                     std::to_string(n) + " bytes, need " + std::to_string(h->length) + ")");
+  }
+  h->data_bytes = 1;
+  h->dims.clear();
+  for (int i = 0; i < rank; ++i) {
+    const uint32_t d = be32(b + 4 + 4 * i);
+    if (d == 0) throw InputError(path + ": IDX dimension " + std::to_string(i) + " is zero");
+    if (h->data_bytes > std::numeric_limits<uint64_t>::max() / d)
+      throw InputError(path + ": IDX dimensions overflow (product too large)");
+    h->data_bytes *= d;
+    h->dims.push_back(d);
+  }
+  return true;
+}
+
+// Inflates a gzip file (concatenated members allowed) holding an IDX file.
+// gzread would pass a non-gzip file through unchanged, so the stream is
+// inflated here to reject it. Memory is bounded by what the IDX header
+// announces, not by what the stream inflates to: past it the bytes are only
+// counted (into *extra, up to 64 MiB), so a gzip bomb cannot fill the machine.
+std::vector<uint8_t> read_gz(const std::string& path, uint64_t* extra) {
   const std::vector<uint8_t> in = read_raw(path);
   if (in.size() < 2 || in[0] != 0x1f || in[1] != 0x8b)
     throw InputError(path + ": not a gzip file (name ends in .gz but no gzip header)");
   std::vector<uint8_t> out;
-  // gzip's trailer holds the uncompressed size mod 2^32: reserve it once.
-  const size_t n = in.size();
-  if (n >= 18)  // the smallest gzip member
-    out.reserve(std::min<size_t>((uint32_t{in[n - 1]} << 24) | (uint32_t{in[n - 2]} << 16) |
-                                     (uint32_t{in[n - 3]} << 8) | in[n - 4],
-                                 size_t{1} << 30));
+  IdxHeader h;
+  uint64_t want = std::numeric_limits<uint64_t>::max();  // header + data, once known
+  *extra = 0;
   z_stream zs{};
   if (inflateInit2(&zs, 15 + 16) != Z_OK) throw InputError(path + ": zlib inflateInit failed");
-  zs.next_in = const_cast<Bytef*>(in.data());
-  zs.avail_in = static_cast<uInt>(0);
+  struct End {
+    z_stream* z;
+    ~End() { inflateEnd(z); }
+  } end{&zs};
   size_t consumed = 0;
   uint8_t buf[1 << 16];
-  int rc = Z_OK;
   for (;;) {
     if (zs.avail_in == 0 && consumed < in.size()) {
       const size_t chunk = std::min<size_t>(in.size() - consumed, 1u << 30);
@@ -99,30 +152,41 @@ std::vector<uint8_t> read_gz(const std::string& path) {
     }
     zs.next_out = buf;
     zs.avail_out = sizeof buf;
-    rc = inflate(&zs, Z_NO_FLUSH);
-    out.insert(out.end(), buf, buf + (sizeof buf - zs.avail_out));
+    const int rc = inflate(&zs, Z_NO_FLUSH);
+    const size_t got = sizeof buf - zs.avail_out;
+    const size_t keep = static_cast<size_t>(std::min<uint64_t>(got, want - out.size()));
+    out.insert(out.end(), buf, buf + keep);
+    *extra += got - keep;
+    if (want == std::numeric_limits<uint64_t>::max() &&
+        parse_header(out.data(), out.size(), false, path, &h)) {
+      want = h.length + h.data_bytes;
+      const uint64_t memory = static_cast<uint64_t>(sysconf(_SC_PHYS_PAGES)) *
+                              static_cast<uint64_t>(sysconf(_SC_PAGE_SIZE));
+      if (want > memory)
+        throw InputError(path + ": header says " + std::to_string(h.data_bytes) +
+                         " bytes of data, more than this machine's memory (" +
+                         std::to_string(memory) + " bytes)");
+      // Deflate expands at most about 1032:1: no honest file needs more.
+      out.reserve(static_cast<size_t>(std::min<uint64_t>(want, uint64_t{1032} * in.size() + 4096)));
+      if (out.size() > want) {
+        *extra += out.size() - want;
+        out.resize(static_cast<size_t>(want));
+      }
+    }
+    if (*extra > (64u << 20)) break;  // enough to say there is too much
     if (rc == Z_STREAM_END) {
       // Another gzip member may follow (as `cat a.gz b.gz` produces).
       if (zs.avail_in == 0 && consumed == in.size()) break;
       if (inflateReset(&zs) != Z_OK) break;
       continue;
     }
-    if (rc == Z_BUF_ERROR && zs.avail_in == 0 && consumed == in.size()) {
-      inflateEnd(&zs);
+    if (rc == Z_BUF_ERROR && zs.avail_in == 0 && consumed == in.size())
       throw InputError(path + ": corrupt gzip data (compressed stream ends early)");
-    }
-    if (rc != Z_OK && rc != Z_BUF_ERROR) {
-      const std::string msg = zs.msg ? zs.msg : "error " + std::to_string(rc);
-      inflateEnd(&zs);
-      throw InputError(path + ": corrupt gzip data (" + msg + ")");
-    }
+    if (rc != Z_OK && rc != Z_BUF_ERROR)
+      throw InputError(path + ": corrupt gzip data (" +
+                       (zs.msg ? zs.msg : "error " + std::to_string(rc)) + ")");
   }
-  inflateEnd(&zs);
   return out;
-}
-
-uint32_t be32(const uint8_t* p) {
-  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
 }
 
 void put_be32(std::vector<uint8_t>& v, uint32_t x) {
@@ -135,43 +199,21 @@ void put_be32(std::vector<uint8_t>& v, uint32_t x) {
 }  // namespace
 
 IdxArray read_idx(const std::string& path) {
-  std::vector<uint8_t> bytes = ends_with_gz(path) ? read_gz(path) : read_raw(path);
-  if (bytes.size() < 4)
-    throw InputError(path + ": too short for an IDX header (" + std::to_string(bytes.size()) +
-                     " bytes)");
-  if (bytes[0] != 0 || bytes[1] != 0)
-    throw InputError(path + ": not an IDX file (bad magic " + hex_byte(bytes[0]) + " " +
-                     hex_byte(bytes[1]) + ", expected 0x00 0x00)");
-  const uint8_t type = bytes[2];
-  if (type != kTypeUnsignedByte)
-    throw InputError(path + ": IDX type " + hex_byte(type) + " (" + type_name(type) +
-                     ") is not supported, expected 0x08 (unsigned byte)");
-  const int rank = bytes[3];
-  if (rank < 1 || rank > kMaxRank)
-    throw InputError(path + ": IDX rank " + std::to_string(rank) + " is not in 1.." +
-                     std::to_string(kMaxRank));
-  const size_t header = 4 + 4 * static_cast<size_t>(rank);
-  if (bytes.size() < header)
-    throw InputError(path + ": too short for an IDX header of rank " + std::to_string(rank) + " (" +
-                     std::to_string(bytes.size()) + " bytes, need " + std::to_string(header) + ")");
+  uint64_t extra = 0;  // inflated bytes past what the header announces, not kept
+  std::vector<uint8_t> bytes = ends_with_gz(path) ? read_gz(path, &extra) : read_raw(path);
+  IdxHeader h;
+  parse_header(bytes.data(), bytes.size(), true, path, &h);
+  const uint64_t have = bytes.size() - h.length + extra;
+  if (have < h.data_bytes)
+    throw InputError(path + ": truncated: header says " + std::to_string(h.data_bytes) +
+                     " bytes of data, file has " + std::to_string(have));
+  if (have > h.data_bytes)
+    throw InputError(path + ": trailing bytes: header says " + std::to_string(h.data_bytes) +
+                     " bytes of data, file has " + std::to_string(have) +
+                     (extra > (64u << 20) ? " or more" : ""));
+  bytes.erase(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(h.length));
   IdxArray a;
-  uint64_t total = 1;
-  for (int i = 0; i < rank; ++i) {
-    const uint32_t d = be32(bytes.data() + 4 + 4 * i);
-    if (d == 0) throw InputError(path + ": IDX dimension " + std::to_string(i) + " is zero");
-    if (total > std::numeric_limits<uint64_t>::max() / d)
-      throw InputError(path + ": IDX dimensions overflow (product too large)");
-    total *= d;
-    a.dims.push_back(d);
-  }
-  const uint64_t have = bytes.size() - header;
-  if (have < total)
-    throw InputError(path + ": truncated: header says " + std::to_string(total) +
-                     " bytes of data, file has " + std::to_string(have));
-  if (have > total)
-    throw InputError(path + ": trailing bytes: header says " + std::to_string(total) +
-                     " bytes of data, file has " + std::to_string(have));
-  bytes.erase(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(header));
+  a.dims = std::move(h.dims);
   a.data = std::move(bytes);
   return a;
 }

@@ -1,6 +1,7 @@
 #include "data/idx.h"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -138,6 +139,61 @@ TEST_F(IdxTest, TruncatedGz) {
   gzclose(gz);
   const std::string e = error_of(path("t.gz"));
   EXPECT_NE(e.find("truncated: header says 30 bytes of data, file has 10"), std::string::npos) << e;
+}
+
+// Writes `bytes` then `zeros` zero bytes as one gzip member.
+void write_gz(const std::string& p, const std::vector<uint8_t>& bytes, size_t zeros = 0) {
+  gzFile gz = gzopen(p.c_str(), "wb");
+  ASSERT_NE(gz, nullptr);
+  gzwrite(gz, bytes.data(), static_cast<unsigned>(bytes.size()));
+  const std::vector<uint8_t> block(1 << 20, 0);
+  for (size_t left = zeros; left > 0;) {
+    const size_t n = std::min(left, block.size());
+    gzwrite(gz, block.data(), static_cast<unsigned>(n));
+    left -= n;
+  }
+  gzclose(gz);
+}
+
+long peak_rss_kb() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_maxrss;
+}
+
+TEST_F(IdxTest, TrailingBytesInGzAreCountedExactly) {
+  std::vector<uint8_t> bytes = header({3, 2, 5});
+  bytes.resize(bytes.size() + 31, 7);
+  write_gz(path("t.gz"), bytes);
+  EXPECT_EQ(error_of(path("t.gz")),
+            path("t.gz") + ": trailing bytes: header says 30 bytes of data, file has 31");
+}
+
+TEST_F(IdxTest, GzipBombIsRefusedWithoutInflatingItAll) {
+  // 784 bytes announced, 512 MiB of zeros behind them: half a megabyte of gzip.
+  std::vector<uint8_t> bytes = header({1, 28, 28});
+  bytes.resize(bytes.size() + 784, 1);
+  write_gz(path("bomb.gz"), bytes, size_t{512} << 20);
+  ASSERT_LT(fs::file_size(path("bomb.gz")), 1u << 20);
+  const long before = peak_rss_kb();
+  // Inflating stops a little past 64 MiB of excess, wherever zlib's chunks end.
+  const std::string e = error_of(path("bomb.gz"));
+  const std::string head =
+      path("bomb.gz") + ": trailing bytes: header says 784 bytes of data, file has ";
+  ASSERT_EQ(e.substr(0, head.size()), head) << e;
+  ASSERT_GE(e.size(), head.size() + 8);
+  EXPECT_EQ(e.substr(e.size() - 8), " or more") << e;
+  EXPECT_GT(std::stoll(e.substr(head.size())), 784 + (64LL << 20)) << e;
+  EXPECT_LT(peak_rss_kb() - before, 32 * 1024) << "KB of peak RSS grew reading it";
+}
+
+TEST_F(IdxTest, GzHeaderAnnouncingMoreThanTheMachineHasIsRefused) {
+  write_gz(path("huge.gz"), header({0xFFFFFFFFu, 0xFFFFu}));
+  const std::string e = error_of(path("huge.gz"));
+  EXPECT_NE(e.find(path("huge.gz") + ": header says 281470681677825 bytes of data, more than "
+                                     "this machine's memory ("),
+            std::string::npos)
+      << e;
 }
 
 TEST_F(IdxTest, TruncatedHeader) {
