@@ -277,8 +277,10 @@ TEST_F(StatusServiceTest, CheckpointReplySaysTheStepItWasWrittenAt) {
   std::thread loop([&] {
     for (int64_t step = 1; !end; ++step) {
       if (r->poll_command() == Command::kCheckpoint) {
-        r->on_checkpoint("runs/test/checkpoints/ckpt-" + std::to_string(step) + ".pb", step);
+        // Stored first: on_checkpoint releases the reply, and the client may
+        // read `written` before this thread gets past the call.
         written = step;
+        r->on_checkpoint("runs/test/checkpoints/ckpt-" + std::to_string(step) + ".pb", step);
       }
       r->on_progress(progress(step % 100));
       if (step == 5) r->on_checkpoint("runs/test/checkpoints/ckpt-5.pb", 5);  // before the request
