@@ -1,5 +1,7 @@
 #include "model/model.h"
 
+#include <oneapi/dnnl/dnnl.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -100,21 +102,25 @@ void Model::plan_memory() {
 }
 
 // Mixed precision, layer by layer. Every layer with weights computes in bf16,
-// conv1 included: with its one input channel conv1 itself is slower in bf16
-// (its kernels gain on the reduction over input channels, here 9 products),
-// but its bf16 dst halves the bytes of pool1 and relu1, the memory-bound
-// layers after it, and the step is faster in all (README, "Precision": the
-// per-layer measurement; DPCNN_BF16_MIN_CHANNELS=2 keeps conv1 in f32 to
-// repeat it). A layer's dst is bf16 only when the next layer with weights also computes in bf16
-// and only max-pooling, ReLU and flatten come between (they run in whatever
-// type they receive: pooling, memory-bound, then moves half the bytes);
-// batchnorm and dropout get f32, and so does the loss (the last logits).
-// Master weights, their gradients, optimizer state and loss stay f32.
+// except conv1 (one input channel) on a CPU with AMX. oneDNN has no AMX kernel
+// for one input channel, and the AVX512_BF16 one it takes is 3x slower than
+// fp32 there, so the whole step is faster with conv1 in fp32 (Xeon with AMX:
+// 6.6 against 7.5 ms a step). Without AMX (Zen 4) conv1 computes in bf16: it
+// is slower itself, but its bf16 dst halves the bytes of pool1 and relu1, the
+// memory-bound layers after it, and the step is 3% faster (README,
+// "Precision": both measurements; DPCNN_BF16_MIN_CHANNELS=1 or 2 forces
+// either rule to repeat them). A layer's dst is bf16 only when the next layer
+// with weights also computes in bf16 and only max-pooling, ReLU and flatten
+// come between (they run in whatever type they receive: pooling,
+// memory-bound, then moves half the bytes); batchnorm and dropout get f32,
+// and so does the loss (the last logits). Master weights, their gradients,
+// optimizer state and loss stay f32.
 namespace {
 int bf16_min_channels() {
   // DPCNN_BF16_MIN_CHANNELS: for measuring the choice (scripts, README); not a user setting.
-  const char* e = std::getenv("DPCNN_BF16_MIN_CHANNELS");
-  return e ? std::atoi(e) : 1;
+  if (const char* e = std::getenv("DPCNN_BF16_MIN_CHANNELS")) return std::atoi(e);
+  const unsigned amx = dnnl_cpu_isa_avx512_core_amx;
+  return (static_cast<unsigned>(dnnl_get_effective_cpu_isa()) & amx) == amx ? 2 : 1;
 }
 }  // namespace
 
