@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "layers/layer.h"
+#include "layers/pool_fast.h"
 
 namespace dpcnn {
 
@@ -88,6 +89,7 @@ class MaxPool2D : public Layer {
  public:
   MaxPool2D(const LayerSpec& spec, const Context& ctx, const memory::desc& src_md, bool training);
   std::string kind() const override { return "maxpool2d"; }
+  bool fast() const { return fast_; }  // training through pool_fast, not oneDNN
   void forward(const memory& src, const StepInfo& info) override;
   void backward(const memory& diff_dst, bool need_diff_src) override;
 
@@ -97,6 +99,10 @@ class MaxPool2D : public Layer {
   dnnl::pooling_backward bwd_;
   Converter ddst_in_, dsrc_out_;
   memory ws_;
+  // Training through pool_fast (argmax one byte an output) instead of oneDNN.
+  bool fast_ = false;
+  PoolShape shape_{};
+  std::vector<uint8_t> arg_;
 };
 
 class ReLU : public Layer {

@@ -1,3 +1,6 @@
+#include <cstdlib>
+#include <string>
+
 #include "core/error.h"
 #include "layers/layers_impl.h"
 
@@ -28,6 +31,32 @@ MaxPool2D::MaxPool2D(const LayerSpec& spec, const Context& ctx, const memory::de
   dst_md_ = fwd_pd_.dst_desc();
   dst_ = ctx.alloc(dst_md_, "dst");
   if (!training) return;
+  // pool_fast.cc: oneDNN's training-mode max-pool is 15x its inference cost.
+  // DPCNN_ONEDNN_MAXPOOL=1 keeps oneDNN's (to measure and test against it).
+  const auto gs = pool_geometry(src_md), gd = pool_geometry(dst_md_);
+  const char* keep = std::getenv("DPCNN_ONEDNN_MAXPOOL");
+  fast_ = !(keep && std::string(keep) == "1") && gs && gd && pt == 0 && pb == 0 && pl == 0 &&
+          pr == 0 && strides[0] >= kernel[0] && strides[1] >= kernel[1] &&
+          kernel[0] * kernel[1] <= 256 && gs->block == gd->block &&
+          (src_md.data_type() == dt::f32 || src_md.data_type() == dt::bf16);
+  if (fast_) {
+    shape_ = {s[0],
+              s[1],
+              s[2],
+              s[3],
+              oh,
+              ow,
+              kernel[0],
+              kernel[1],
+              strides[0],
+              strides[1],
+              static_cast<int64_t>(src_md.get_size()),
+              *gs,
+              *gd};
+    arg_.resize(static_cast<size_t>(s[0] * s[1] * oh * ow));
+    diff_src_ = ctx.alloc(src_md, "diff_src");
+    return;
+  }
   ws_ = ctx.alloc(fwd_pd_.workspace_desc(), "ws");
   const dnnl::pooling_backward::primitive_desc bwd_pd(
       {algorithm::pooling_max, src_md, dst_md_, strides, kernel, pad_l, pad_r}, ctx.engine,
@@ -40,6 +69,11 @@ MaxPool2D::MaxPool2D(const LayerSpec& spec, const Context& ctx, const memory::de
 }
 
 void MaxPool2D::forward(const memory& src, const StepInfo&) {
+  if (fast_) {
+    pool_fast_forward(shape_, src_md_.data_type(), src.get_data_handle(), dst_.get_data_handle(),
+                      arg_.data());
+    return;
+  }
   std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst_}};
   if (training_) args[DNNL_ARG_WORKSPACE] = ws_;
   fwd_.execute(ctx_.stream, args);
@@ -47,6 +81,11 @@ void MaxPool2D::forward(const memory& src, const StepInfo&) {
 
 void MaxPool2D::backward(const memory& diff_dst, bool need_diff_src) {
   if (!need_diff_src) return;  // no parameters: nothing else to compute
+  if (fast_) {
+    pool_fast_backward(shape_, src_md_.data_type(), diff_dst.get_data_handle(), arg_.data(),
+                       diff_src_.get_data_handle());
+    return;
+  }
   bwd_.execute(ctx_.stream, {{DNNL_ARG_DIFF_DST, ddst_in_.run(ctx_, diff_dst)},
                              {DNNL_ARG_WORKSPACE, ws_},
                              {DNNL_ARG_DIFF_SRC, diff_src_}});
