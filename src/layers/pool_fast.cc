@@ -14,6 +14,7 @@
 #include "layers/pool_fast.h"
 
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 namespace dpcnn {
@@ -162,32 +163,38 @@ std::optional<PoolGeometry> pool_geometry(const dnnl::memory::desc& md) {
   return std::nullopt;
 }
 
+namespace {
+
+// Calls f(T{}, channel stride) with the element type and, where the channels
+// of a block are contiguous, the compile-time stride 1 (0: the layout's own).
+template <typename F>
+void dispatch(const PoolShape& p, dnnl::memory::data_type t, F&& f) {
+  using One = std::integral_constant<int, 1>;
+  using Any = std::integral_constant<int, 0>;
+  const bool unit = p.src.cs == 1 && p.dst.cs == 1;
+  if (t == dnnl::memory::data_type::bf16)
+    unit ? f(uint16_t{}, One{}) : f(uint16_t{}, Any{});
+  else
+    unit ? f(float{}, One{}) : f(float{}, Any{});
+}
+
+}  // namespace
+
 void pool_fast_forward(const PoolShape& p, dnnl::memory::data_type t, const void* src, void* dst,
                        uint8_t* arg) {
-  const bool unit = p.src.cs == 1 && p.dst.cs == 1;
-  if (t == dnnl::memory::data_type::bf16) {
-    auto* in = static_cast<const uint16_t*>(src);
-    auto* out = static_cast<uint16_t*>(dst);
-    unit ? forward_t<uint16_t, 1>(p, in, out, arg) : forward_t<uint16_t, 0>(p, in, out, arg);
-  } else {
-    auto* in = static_cast<const float*>(src);
-    auto* out = static_cast<float*>(dst);
-    unit ? forward_t<float, 1>(p, in, out, arg) : forward_t<float, 0>(p, in, out, arg);
-  }
+  dispatch(p, t, [&](auto v, auto cs) {
+    using T = decltype(v);
+    forward_t<T, decltype(cs)::value>(p, static_cast<const T*>(src), static_cast<T*>(dst), arg);
+  });
 }
 
 void pool_fast_backward(const PoolShape& p, dnnl::memory::data_type t, const void* diff_dst,
                         const uint8_t* arg, void* diff_src) {
-  const bool unit = p.src.cs == 1 && p.dst.cs == 1;
-  if (t == dnnl::memory::data_type::bf16) {
-    auto* g = static_cast<const uint16_t*>(diff_dst);
-    auto* out = static_cast<uint16_t*>(diff_src);
-    unit ? backward_t<uint16_t, 1>(p, g, arg, out) : backward_t<uint16_t, 0>(p, g, arg, out);
-  } else {
-    auto* g = static_cast<const float*>(diff_dst);
-    auto* out = static_cast<float*>(diff_src);
-    unit ? backward_t<float, 1>(p, g, arg, out) : backward_t<float, 0>(p, g, arg, out);
-  }
+  dispatch(p, t, [&](auto v, auto cs) {
+    using T = decltype(v);
+    backward_t<T, decltype(cs)::value>(p, static_cast<const T*>(diff_dst), arg,
+                                       static_cast<T*>(diff_src));
+  });
 }
 
 }  // namespace dpcnn
