@@ -1,13 +1,12 @@
 #include "model/model.h"
 
-#include <oneapi/dnnl/dnnl.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 
 #include "core/error.h"
+#include "layers/precision.h"
 
 namespace dpcnn {
 
@@ -119,8 +118,7 @@ namespace {
 int bf16_min_channels() {
   // DPCNN_BF16_MIN_CHANNELS: for measuring the choice (scripts, README); not a user setting.
   if (const char* e = std::getenv("DPCNN_BF16_MIN_CHANNELS")) return std::atoi(e);
-  const unsigned amx = dnnl_cpu_isa_avx512_core_amx;
-  return (static_cast<unsigned>(dnnl_get_effective_cpu_isa()) & amx) == amx ? 2 : 1;
+  return detect_cpu_bf16().isa_amx ? 2 : 1;
 }
 }  // namespace
 

@@ -130,17 +130,6 @@ TEST_F(IdxTest, Truncated) {
   EXPECT_NE(e.find("truncated: header says 30 bytes of data, file has 29"), std::string::npos) << e;
 }
 
-TEST_F(IdxTest, TruncatedGz) {
-  std::vector<uint8_t> bytes = header({3, 2, 5});
-  bytes.resize(bytes.size() + 10, 7);
-  gzFile gz = gzopen(path("t.gz").c_str(), "wb");
-  ASSERT_NE(gz, nullptr);
-  gzwrite(gz, bytes.data(), static_cast<unsigned>(bytes.size()));
-  gzclose(gz);
-  const std::string e = error_of(path("t.gz"));
-  EXPECT_NE(e.find("truncated: header says 30 bytes of data, file has 10"), std::string::npos) << e;
-}
-
 // Writes `bytes` then `zeros` zero bytes as one gzip member.
 void write_gz(const std::string& p, const std::vector<uint8_t>& bytes, size_t zeros = 0) {
   gzFile gz = gzopen(p.c_str(), "wb");
@@ -153,6 +142,14 @@ void write_gz(const std::string& p, const std::vector<uint8_t>& bytes, size_t ze
     left -= n;
   }
   gzclose(gz);
+}
+
+TEST_F(IdxTest, TruncatedGz) {
+  std::vector<uint8_t> bytes = header({3, 2, 5});
+  bytes.resize(bytes.size() + 10, 7);
+  write_gz(path("t.gz"), bytes);
+  const std::string e = error_of(path("t.gz"));
+  EXPECT_NE(e.find("truncated: header says 30 bytes of data, file has 10"), std::string::npos) << e;
 }
 
 long peak_rss_kb() {
