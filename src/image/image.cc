@@ -192,13 +192,6 @@ void decode_image(const uint8_t* data, size_t size, const std::string& name, int
     thread_local std::vector<uint8_t> native;
     int w = 0, h = 0, dc = 0;
     jpeg::decode(data, size, name, limits, &w, &h, &dc, &native);
-    if (dc == channels) {  // the common case: hand the buffer over, no copy
-      native.swap(out->pixels);
-      out->width = w;
-      out->height = h;
-      out->channels = channels;
-      return;
-    }
     convert(native.data(), w, h, dc, channels, out);
     return;
   }
